@@ -1,0 +1,305 @@
+"""The coordination protocol: pure, deterministic rules with no I/O.
+
+Theory of operation
+-------------------
+Rule 1: everything that decides who holds a lock lives here; adapters only read
+databags, call these functions, and write what they return.
+Rule 2: no clocks decide anything. Order comes from the leader's sequence numbers.
+
+* A unit requests a lock by raising its record's ``id`` in its own databag
+  (:func:`request`); it releases or cancels by raising ``released`` to that id
+  (:func:`release`). Ids only grow, and the next id is derived from the doc itself.
+* The leader appends requests it sees to the lock's queue with a fresh sequence number
+  (:func:`sequence`) and prunes entries that are dead, but only when it writes anyway,
+  because a prune-only write reaches other units before the release that caused it
+  and would cost a round per handoff.
+* Whether an entry holds is a function every unit evaluates on its own view
+  (:func:`standing`). An entry is *dead* only on positive evidence: its unit's doc
+  shows that id released, or the unit is known to have left. Absence is never
+  evidence: Juju may show a unit a queue entry before the request behind it.
+* Why a stale view is safe: queues only grow at the tail, pruning removes only dead
+  entries, and a dead entry never lives again (ids are never reused; released ids only
+  grow). So any view counts at least as many live entries ahead of an entry as there
+  truly are, and a unit that concludes it holds is right, whatever its view's age.
+* The leader never acts on a queue it has not committed. When it appends its own
+  request and that request would hold, nothing else is due to run a hook on it, so it
+  names a peer in ``wake``; the peer acknowledges in its own databag (:func:`acknowledge`)
+  and that write wakes the leader.
+
+An :class:`Evidence` object answers "is this entry dead?"; adapters implement it over
+databags (reading lazily, remembering deaths, since a death is forever) and tests over
+plain dicts (:class:`StaticEvidence`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+from .documents import AppDoc, Entry, LockRecord, Mode, UnitDoc, Wake
+
+__all__ = [
+    "Evidence",
+    "LockSpec",
+    "Standing",
+    "State",
+    "StaticEvidence",
+    "acknowledge",
+    "holders",
+    "live_entries",
+    "prune",
+    "release",
+    "request",
+    "sequence",
+    "standing",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class LockSpec:
+    """A named lock: how many exclusive holders at once, and how many shared ones."""
+
+    name: str
+    limit: int = 1
+    """Exclusive holders at once: 1 is a mutex, k a rolling operation k at a time."""
+    shared_limit: int | None = None
+    """Shared holders at once; ``None`` for no limit. Shared never meets exclusive."""
+
+    def __post_init__(self) -> None:
+        if type(self.limit) is not int or self.limit < 1:
+            raise ValueError(f"lock {self.name!r}: limit must be a whole number >= 1")
+        if self.shared_limit is not None and (
+            type(self.shared_limit) is not int or self.shared_limit < 1
+        ):
+            raise ValueError(f"lock {self.name!r}: shared_limit must be None or >= 1")
+
+
+class Evidence(Protocol):
+    """Positive evidence that an entry is dead."""
+
+    def is_dead(self, lock: str, entry: Entry, *, cheap: bool = False) -> bool:
+        """True only if ``entry`` is known released or its unit known gone.
+
+        With ``cheap``, answer from what is already known, without reading anything new
+        (unknown counts as live).
+        """
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class StaticEvidence:
+    """Evidence from plain values: released ids per (unit, lock) and departed units."""
+
+    released: Mapping[tuple[str, str], int] = dataclasses.field(
+        default_factory=dict[tuple[str, str], int]
+    )
+    departed: frozenset[str] = frozenset()
+
+    def is_dead(self, lock: str, entry: Entry, *, cheap: bool = False) -> bool:
+        """See :class:`Evidence`."""
+        if entry.unit in self.departed:
+            return True
+        return self.released.get((entry.unit, lock), 0) >= entry.id
+
+    @classmethod
+    def from_docs(
+        cls, docs: Mapping[str, UnitDoc], departed: Iterable[str] = ()
+    ) -> StaticEvidence:
+        """Evidence as it follows from a set of unit docs."""
+        released = {
+            (unit, lock): rec.released for unit, doc in docs.items() for lock, rec in doc.locks.items()
+        }
+        return cls(released=released, departed=frozenset(departed))
+
+
+# -- a unit's own doc ---------------------------------------------------------------------
+
+
+def request(doc: UnitDoc, lock: str, mode: Mode = Mode.EXCLUSIVE, at: str | None = None) -> UnitDoc:
+    """Request ``lock``; a no-op while a request for it is already pending."""
+    rec = doc.record(lock)
+    if rec.pending:
+        return doc
+    return doc.with_record(lock, LockRecord(id=rec.next_id, released=rec.released, mode=mode, at=at))
+
+
+def release(doc: UnitDoc, lock: str) -> UnitDoc:
+    """Release (if held) or cancel (if waiting) the pending request; else a no-op."""
+    rec = doc.record(lock)
+    if not rec.pending:
+        return doc
+    return doc.with_record(lock, dataclasses.replace(rec, released=rec.id, at=None))
+
+
+def acknowledge(doc: UnitDoc, app: AppDoc, me: str) -> UnitDoc:
+    """Answer the leader's wake-up call if it names this unit."""
+    if app.wake is not None and app.wake.unit == me and doc.ack != app.wake.token:
+        return dataclasses.replace(doc, ack=app.wake.token)
+    return doc
+
+
+# -- who holds ----------------------------------------------------------------------------
+
+
+class State(enum.Enum):
+    """Where a unit stands with one lock."""
+
+    IDLE = "idle"
+    """No pending request."""
+    REQUESTED = "requested"
+    """Requested, not yet in the committed queue this unit sees."""
+    WAITING = "waiting"
+    """Queued behind live entries."""
+    HOLDING = "holding"
+    """Queued, and the rule says it holds."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Standing:
+    """A unit's standing for one lock, in its view."""
+
+    lock: str
+    state: State
+    entry: Entry | None = None
+    blockers: tuple[str, ...] = ()
+    """Units whose live entries keep a waiting request from holding (the first few)."""
+
+
+def _holds(entry: Entry, ahead: Iterable[Entry], spec: LockSpec) -> tuple[bool, tuple[str, ...]]:
+    """The holder rule for ``entry`` given the LIVE entries ahead of it (lazy)."""
+    exclusive = shared = 0
+    for other in ahead:
+        if other.mode is Mode.EXCLUSIVE:
+            exclusive += 1
+            if entry.mode is Mode.SHARED or exclusive + shared >= spec.limit:
+                return False, (other.unit,)
+        else:
+            shared += 1
+            if entry.mode is Mode.EXCLUSIVE:
+                return False, (other.unit,)
+            if spec.shared_limit is not None and shared >= spec.shared_limit:
+                return False, (other.unit,)
+    return True, ()
+
+
+def live_entries(
+    queue: Sequence[Entry], lock: str, evidence: Evidence, *, cheap: bool = False
+) -> Iterable[Entry]:
+    """The queue's entries not known dead, oldest first, evaluated lazily."""
+    return (e for e in queue if not evidence.is_dead(lock, e, cheap=cheap))
+
+
+def standing(
+    app: AppDoc, me: str, my_doc: UnitDoc, spec: LockSpec, evidence: Evidence
+) -> Standing:
+    """Where ``me`` stands for ``spec.name`` according to ``app`` (as committed).
+
+    Reads evidence only for entries ahead of ``me``, and stops at the first one that
+    decides the answer, so a unit far back in a queue costs a few reads, not N.
+    """
+    rec = my_doc.record(spec.name)
+    if not rec.pending:
+        return Standing(spec.name, State.IDLE)
+    queue = app.queue(spec.name)
+    mine = next((e for e in queue if e.unit == me and e.id == rec.id), None)
+    if mine is None:
+        return Standing(spec.name, State.REQUESTED)
+    ahead = (e for e in queue if e.seq < mine.seq and not evidence.is_dead(spec.name, e))
+    holds, blockers = _holds(mine, ahead, spec)
+    return Standing(spec.name, State.HOLDING if holds else State.WAITING, mine, blockers)
+
+
+def holders(app: AppDoc, spec: LockSpec, evidence: Evidence) -> tuple[Entry, ...]:
+    """Every entry that holds in this view (reads evidence for the whole queue)."""
+    live = list(live_entries(app.queue(spec.name), spec.name, evidence))
+    return tuple(e for i, e in enumerate(live) if _holds(e, live[:i], spec)[0])
+
+
+# -- the leader ---------------------------------------------------------------------------
+
+
+def prune(app: AppDoc, evidence: Evidence, *, cheap: bool = True) -> AppDoc:
+    """Drop dead entries and empty queues (by default from what is already known)."""
+    queues: dict[str, tuple[Entry, ...]] = {}
+    for lock, queue in app.queues.items():
+        kept = tuple(live_entries(queue, lock, evidence, cheap=cheap))
+        if kept:
+            queues[lock] = kept
+    return dataclasses.replace(app, queues=queues)
+
+
+def sequence(
+    app: AppDoc,
+    me: str,
+    candidates: Mapping[str, UnitDoc],
+    evidence: Evidence,
+    specs: Mapping[str, LockSpec],
+    *,
+    peers: Sequence[str] = (),
+    wake_needed: bool = True,
+) -> AppDoc:
+    """The leader's step: queue new requests, prune when writing anyway, ask for a wake.
+
+    ``candidates`` are the unit docs this hook has read (at least the leader's own and
+    the one the event is about); requests already queued, or known dead, are skipped.
+    Units are taken in name order so the result depends on nothing but the inputs.
+    Returns ``app`` itself when nothing needs writing.
+
+    ``peers`` are the other units the leader knows; the first is asked to wake it when
+    its own new request would hold at once (unless ``wake_needed`` is false because
+    Juju is known to tell the leader about its own app-data writes).
+    """
+    queues = {lock: list(q) for lock, q in app.queues.items()}
+    seq = app.seq
+    appended: list[tuple[str, Entry]] = []
+    for unit in sorted(candidates):
+        doc = candidates[unit]
+        for lock in sorted(doc.locks):
+            rec = doc.locks[lock]
+            if lock not in specs or not rec.pending:
+                continue
+            queue = queues.setdefault(lock, [])
+            if any(e.unit == unit and e.id >= rec.id for e in queue):
+                continue
+            entry = Entry(seq=seq + 1, unit=unit, id=rec.id, mode=rec.mode)
+            if evidence.is_dead(lock, entry, cheap=True):
+                continue
+            seq += 1
+            queue.append(entry)
+            appended.append((lock, entry))
+    drained = any(
+        q and not any(True for _ in live_entries(q, lock, evidence, cheap=True))
+        for lock, q in queues.items()
+    )
+    if not appended and not drained:
+        return app
+    new = prune(
+        AppDoc(seq=seq, queues={k: tuple(v) for k, v in queues.items()}, wake=None), evidence
+    )
+    others = [p for p in peers if p != me]
+    if wake_needed and others and _own_entry_holds(new, me, appended, evidence, specs):
+        new = dataclasses.replace(new, wake=Wake(unit=sorted(others)[0], token=new.seq))
+    elif app.wake is not None and not appended:
+        new = dataclasses.replace(new, wake=app.wake)
+    return new
+
+
+def _own_entry_holds(
+    app: AppDoc,
+    me: str,
+    appended: Sequence[tuple[str, Entry]],
+    evidence: Evidence,
+    specs: Mapping[str, LockSpec],
+) -> bool:
+    for lock, entry in appended:
+        if entry.unit != me:
+            continue
+        queue = app.queue(lock)
+        ahead = (
+            e for e in queue if e.seq < entry.seq and not evidence.is_dead(lock, e, cheap=True)
+        )
+        if _holds(entry, ahead, specs[lock])[0]:
+            return True
+    return False
