@@ -1,0 +1,226 @@
+"""The ``process`` runtime: run a charm's hooks as Juju does, as real subprocesses.
+
+Juju runs ``$CHARM_DIR/dispatch`` if present, else ``hooks/<name>`` (``actions/<name>``
+for actions), with ``cwd`` the charm directory, its hook environment, and its hook tools
+first on ``PATH`` (juju-semantics.md 4.1-4.3). This runtime does the same, so any charm
+runs unmodified: ops, charmhelpers, shell. The tools are served from this process by a
+:class:`~jujusim.hooktools_server.ToolServer` against the hook's HookContext.
+
+Each unit gets its own charm directory, ``<workdir>/units/<app>-<n>/charm``, made of
+symlinks to the top-level entries of the real charm: code is shared, while the state
+files that ops and charmhelpers write into ``CHARM_DIR`` (``.unit-state.db``,
+``.juju-persistent-config``, ``.charmhelpers.*``) are real per-unit files.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Mapping
+
+import yaml
+
+from .context import HookContext, HookInvocation, HookOutcome
+from .hooktools import ToolSession
+from .hooktools_server import ToolServer, install_tools
+
+__all__ = ["JUJU_VERSION", "ProcessRuntime"]
+
+JUJU_VERSION = "3.6.8"
+
+_STATE_NAMES = frozenset({".juju-persistent-config"})
+_STATE_PREFIXES = (".unit-state.db", ".charmhelpers.")
+_SCRUBBED = frozenset({"CHARM_DIR", "OPERATOR_DISPATCH", "UNIT_STATE_DB"})
+
+
+def _is_state_file(name: str) -> bool:
+    return name in _STATE_NAMES or name.startswith(_STATE_PREFIXES)
+
+
+def _relation_endpoints(charm_dir: str) -> list[str]:
+    """Endpoint names from ``metadata.yaml`` (or ``charmcraft.yaml``), peers first."""
+    for filename in ("metadata.yaml", "charmcraft.yaml"):
+        path = os.path.join(charm_dir, filename)
+        if not os.path.exists(path):
+            continue
+        with open(path, encoding="utf-8") as f:
+            meta = yaml.safe_load(f) or {}
+        if isinstance(meta, dict):
+            return [
+                str(name)
+                for section in ("peers", "provides", "requires")
+                for name in (meta.get(section) or {})
+            ]
+    return []
+
+
+def _inherited_env() -> dict[str, str]:
+    """Copy the simulator's environment minus what would leak another hook's identity."""
+    return {
+        k: v for k, v in os.environ.items() if not k.startswith("JUJU_") and k not in _SCRUBBED
+    }
+
+
+class ProcessRuntime:
+    """Runs hooks and actions of any charm as subprocesses, with hook tools on ``PATH``."""
+
+    name = "process"
+
+    def __init__(
+        self,
+        charm_dir: str,
+        workdir: str,
+        *,
+        timeout: float | None = None,
+        juju_version: str = JUJU_VERSION,
+        prefer_bash: bool = True,
+    ) -> None:
+        self.charm_dir = os.path.abspath(charm_dir)
+        self.workdir = os.path.abspath(workdir)
+        self.timeout = timeout
+        self.juju_version = juju_version
+        os.makedirs(self.workdir, exist_ok=True)
+        self._endpoints = _relation_endpoints(self.charm_dir)
+        self._server = ToolServer()
+        self.tools_dir = tempfile.mkdtemp(prefix="hook-tools-", dir=self.workdir)
+        self.client_kind = install_tools(
+            self.tools_dir, self._server.port, prefer_bash=prefer_bash
+        )
+        """``"bash"`` or ``"python"``: which hook-tool client the charm processes use."""
+        self._lock = threading.Lock()
+        self._prepared: set[str] = set()
+        self._ports: dict[str, dict[str, tuple[str, ...]]] = {}
+
+    # -- per-unit charm directories -------------------------------------------------------
+
+    def unit_charm_dir(self, unit: str) -> str:
+        """Return the unit's own charm directory, creating it on first use."""
+        path = os.path.join(self.workdir, "units", unit.replace("/", "-"), "charm")
+        with self._lock:
+            if path not in self._prepared:
+                self._populate(path)
+                self._prepared.add(path)
+        return path
+
+    def _populate(self, target: str) -> None:
+        os.makedirs(target, exist_ok=True)
+        for name in os.listdir(self.charm_dir):
+            if _is_state_file(name):
+                continue
+            source = os.path.join(self.charm_dir, name)
+            link = os.path.join(target, name)
+            if os.path.islink(link) and os.readlink(link) != source:
+                os.unlink(link)
+            if not os.path.lexists(link):
+                os.symlink(source, link)
+
+    def unit_ports(self, unit: str) -> dict[str, tuple[str, ...]]:
+        """Ports the unit has opened, as committed by its successful hooks."""
+        with self._lock:
+            return dict(self._ports.get(unit, {}))
+
+    # -- running hooks ----------------------------------------------------------------------
+
+    def _environment(
+        self, invocation: HookInvocation, ctx: HookContext, charm: str, context_id: str
+    ) -> dict[str, str]:
+        env = _inherited_env()
+        unit = ctx.unit_name or invocation.unit
+        is_action = invocation.kind == "action"
+        env.update({
+            "JUJU_UNIT_NAME": unit,
+            "JUJU_MODEL_NAME": ctx.model_name,
+            "JUJU_MODEL_UUID": ctx.model_uuid,
+            "JUJU_VERSION": self.juju_version,
+            "JUJU_CHARM_DIR": charm,
+            "CHARM_DIR": charm,
+            "JUJU_CONTEXT_ID": context_id,
+            "JUJU_HOOK_NAME": "" if is_action else invocation.name,
+            "JUJU_DISPATCH_PATH": f"{'actions' if is_action else 'hooks'}/{invocation.name}",
+            "JUJU_AVAILABILITY_ZONE": ctx.availability_zone,
+            "JUJU_MACHINE_ID": unit.rsplit("/", 1)[-1],
+            "JUJU_PRINCIPAL_UNIT": "",
+            "JUJU_AGENT_SOCKET_ADDRESS": f"127.0.0.1:{self._server.port}",
+            "JUJU_AGENT_SOCKET_NETWORK": "tcp",
+            "JUJU_API_ADDRESSES": "127.0.0.1:17070",
+            "JUJU_SLA": "unsupported",
+            "CLOUD_API_VERSION": "",
+            "PATH": os.pathsep.join(
+                p for p in (self.tools_dir, os.path.dirname(sys.executable), env.get("PATH"))
+                if p
+            ),
+        })  # fmt: skip
+        env.update(invocation.env)
+        if is_action:
+            uuid = env.setdefault("JUJU_ACTION_UUID", secrets.token_hex(16))
+            env.setdefault("JUJU_ACTION_NAME", invocation.name)
+            env.setdefault("JUJU_ACTION_TAG", f"action-{uuid}")
+        return env
+
+    def run(self, invocation: HookInvocation, ctx: HookContext) -> HookOutcome:
+        """Run one hook or action to completion; tool calls are served meanwhile."""
+        charm = self.unit_charm_dir(invocation.unit)
+        kind_dir = "actions" if invocation.kind == "action" else "hooks"
+        argv0 = os.path.join(charm, "dispatch")
+        if not os.path.exists(argv0):
+            argv0 = os.path.join(charm, kind_dir, invocation.name)
+            if not os.path.exists(argv0):
+                if invocation.kind == "action":
+                    return HookOutcome(exit_code=1, stderr="action not implemented on unit\n")
+                return HookOutcome(exit_code=0)  # Juju skips a hook the charm lacks
+        context_id = f"{invocation.unit}-{invocation.name}-{secrets.randbelow(1 << 63)}"
+        env = self._environment(invocation, ctx, charm, context_id)
+        session = ToolSession(
+            ctx, invocation, env, self._endpoints, ports=self.unit_ports(invocation.unit)
+        )
+        self._server.register(context_id, session)
+        try:
+            code, out, err = self._spawn(argv0, charm, env)
+        finally:
+            self._server.unregister(context_id)
+        if code == 0:
+            with self._lock:
+                self._ports[invocation.unit] = dict(session.ports)
+        return HookOutcome(exit_code=code, tool_calls=session.calls, stdout=out, stderr=err)
+
+    def _spawn(self, argv0: str, cwd: str, env: Mapping[str, str]) -> tuple[int, str, str]:
+        """Run the handler; output goes to files, so a lingering child cannot block us."""
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            try:
+                proc = subprocess.Popen(
+                    [argv0], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                    start_new_session=True,
+                )  # fmt: skip
+            except OSError as e:
+                return 126, "", f"cannot run {argv0}: {e}\n"
+            try:
+                code = proc.wait(timeout=self.timeout)
+                extra = ""
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                code = proc.wait()
+                extra = f"jujusim: hook killed after {self.timeout}s\n"
+            out.seek(0)
+            err.seek(0)
+            return (
+                code,
+                out.read().decode("utf-8", "replace"),
+                err.read().decode("utf-8", "replace") + extra,
+            )
+
+    def close(self) -> None:
+        """Stop serving hook tools and remove the tool executables."""
+        self._server.close()
+        shutil.rmtree(self.tools_dir, ignore_errors=True)
+
+    def __enter__(self) -> ProcessRuntime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
