@@ -27,7 +27,9 @@ class UnknownLockError(LocalUsageError):
     """A lock name the coordinator was not told about."""
 
     def __init__(self, name: str, known: tuple[str, ...]) -> None:
-        super().__init__(f"unknown lock {name!r}; this coordinator knows {', '.join(known) or 'none'}")
+        super().__init__(
+            f"unknown lock {name!r}; this coordinator knows {', '.join(known) or 'none'}"
+        )
         self.name = name
 
 

@@ -109,7 +109,9 @@ class StaticEvidence:
     ) -> StaticEvidence:
         """Evidence as it follows from a set of unit docs."""
         released = {
-            (unit, lock): rec.released for unit, doc in docs.items() for lock, rec in doc.locks.items()
+            (unit, lock): rec.released
+            for unit, doc in docs.items()
+            for lock, rec in doc.locks.items()
         }
         return cls(released=released, departed=frozenset(departed))
 
@@ -117,12 +119,16 @@ class StaticEvidence:
 # -- a unit's own doc ---------------------------------------------------------------------
 
 
-def request(doc: UnitDoc, lock: str, mode: Mode = Mode.EXCLUSIVE, at: str | None = None) -> UnitDoc:
+def request(
+    doc: UnitDoc, lock: str, mode: Mode = Mode.EXCLUSIVE, at: str | None = None
+) -> UnitDoc:
     """Request ``lock``; a no-op while a request for it is already pending."""
     rec = doc.record(lock)
     if rec.pending:
         return doc
-    return doc.with_record(lock, LockRecord(id=rec.next_id, released=rec.released, mode=mode, at=at))
+    return doc.with_record(
+        lock, LockRecord(id=rec.next_id, released=rec.released, mode=mode, at=at)
+    )
 
 
 def release(doc: UnitDoc, lock: str) -> UnitDoc:

@@ -97,7 +97,11 @@ class Model:
                 versions = self.docs[i]
                 cands[self.name(i)] = versions[data.draw(st.integers(0, len(versions) - 1))]
         app = p.sequence(
-            self.apps[-1], self.name(self.leader), cands, ev, {self.spec.name: self.spec},
+            self.apps[-1],
+            self.name(self.leader),
+            cands,
+            ev,
+            {self.spec.name: self.spec},
             peers=[self.name(i) for i in self.alive()],
         )
         if app != self.apps[-1]:
@@ -106,9 +110,11 @@ class Model:
     def observe(self, i: int, data: st.DataObject | None) -> None:
         if i in self.acting or i in self.departed:
             return
-        app = self.apps[-1] if data is None else self.apps[
-            data.draw(st.integers(0, len(self.apps) - 1), label="app version")
-        ]
+        app = (
+            self.apps[-1]
+            if data is None
+            else self.apps[data.draw(st.integers(0, len(self.apps) - 1), label="app version")]
+        )
         s = p.standing(app, self.name(i), self.docs[i][-1], self.spec, self.evidence(data, i))
         if s.state is p.State.HOLDING:
             assert s.entry is not None
@@ -133,7 +139,10 @@ actions = st.lists(
     st.tuples(
         # weighted towards contention: many requests and looks, few releases
         st.sampled_from(
-            ["request"] * 3 + ["shared", "finish", "depart", "elect"] + ["lead"] * 3 + ["observe"] * 6
+            ["request"] * 3
+            + ["shared", "finish", "depart", "elect"]
+            + ["lead"] * 3
+            + ["observe"] * 6
         ),
         st.integers(0, 5),
     ),

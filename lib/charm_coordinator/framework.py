@@ -1,0 +1,584 @@
+"""The ops adapter: a :class:`Coordinator` attached to a charm.
+
+It is a thin shell around :mod:`charm_coordinator.protocol`: it reads the peer databags
+lazily, remembers what it has learnt for good (released ids, departures), calls the
+pure rules, emits :class:`LockGrantedEvent`, and writes both documents once, at the end
+of the dispatch (ops' ``pre_commit``), only when they changed.
+
+What it does not do: set the charm's status (it offers :meth:`Coordinator.status_message`),
+or use leader settings (the queue lives in the peer application databag).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import ops
+
+from . import protocol
+from .documents import (
+    AppDoc,
+    Entry,
+    Mode,
+    UnitDoc,
+    dump_app_doc,
+    dump_unit_doc,
+    parse_app_doc,
+    parse_unit_doc,
+)
+from .errors import MalformedDataError, UnknownLockError
+from .protocol import LockSpec, Standing, State
+
+__all__ = ["Coordinator", "CoordinatorEvents", "LockGrantedEvent", "QueuedRequest"]
+
+logger = logging.getLogger(__name__)
+
+LEASE_SAFE_SECONDS = 20.0
+"""Juju guarantees leadership for 30 s after is-leader; write app data well inside that."""
+
+_REGISTRY: weakref.WeakKeyDictionary[ops.Framework, dict[str, Coordinator]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class LockGrantedEvent(ops.EventBase):
+    """This unit now holds ``lock``.
+
+    The lock is released at the end of the dispatch that handled this event, unless
+    the handler calls :meth:`keep` (hold across hooks, then call
+    :meth:`Coordinator.release`) or defers the event (it stays held until the deferred
+    event is handled).
+    """
+
+    def __init__(self, handle: ops.Handle, lock: str, request_id: int, coordinator: str) -> None:
+        super().__init__(handle)
+        self.lock = lock
+        self.request_id = request_id
+        self._coordinator = coordinator
+
+    def keep(self) -> None:
+        """Keep holding after this dispatch; release later with ``Coordinator.release``."""
+        self._owner().kept(self.lock, self.request_id)
+
+    def defer(self) -> None:
+        """Defer, holding the lock until the deferred event is handled."""
+        super().defer()
+        self._owner().kept(self.lock, self.request_id)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Serialise for deferral."""
+        return {"lock": self.lock, "id": self.request_id, "coordinator": self._coordinator}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Restore a deferred event; it counts as delivered in this dispatch."""
+        self.lock = str(snapshot["lock"])
+        self.request_id = int(snapshot["id"])
+        self._coordinator = str(snapshot["coordinator"])
+        self._owner().delivered(self.lock, self.request_id)
+
+    def _owner(self) -> Coordinator:
+        return _REGISTRY[self.framework][self._coordinator]
+
+
+class CoordinatorEvents(ops.ObjectEvents):
+    """Events a :class:`Coordinator` emits."""
+
+    lock_granted = ops.EventSource(LockGrantedEvent)
+
+
+@dataclasses.dataclass(frozen=True)
+class QueuedRequest:
+    """One request in a lock's queue, for introspection (``lock-status`` actions)."""
+
+    unit: str
+    request_id: int
+    seq: int
+    shared: bool
+    holding: bool
+
+
+class _Evidence:
+    """Protocol evidence over peer databags: lazy reads, and memory of deaths."""
+
+    def __init__(self, coordinator: Coordinator, relation: ops.Relation) -> None:
+        self._c = coordinator
+        self._relation = relation
+        self._members = {u.name: u for u in relation.units}
+        self.docs: dict[str, UnitDoc] = {}
+        self.problems: dict[str, str] = {}
+        self.released: dict[tuple[str, str], int] = {}
+        self.departed: set[str] = set()
+        self.reads = 0
+        self._goal: set[str] | None = None
+        self._goal_read = False
+
+    def learn(self, unit: str, doc: UnitDoc) -> None:
+        self.docs[unit] = doc
+        for lock, rec in doc.locks.items():
+            if rec.released > self.released.get((unit, lock), 0):
+                self.released[(unit, lock)] = rec.released
+
+    def read(self, unit: str) -> UnitDoc | None:
+        """The unit's doc as this hook sees it; None if unreadable or malformed."""
+        if unit in self.docs:
+            return self.docs[unit]
+        if unit in self.problems or unit not in self._members:
+            return None
+        self.reads += 1
+        raw = self._relation.data[self._members[unit]].get(self._c.key)
+        try:
+            doc = parse_unit_doc(raw, unit)
+        except MalformedDataError as e:
+            self.problems[unit] = e.reason
+            logger.warning("%s; its requests are treated as live and none is queued", e)
+            return None
+        self.learn(unit, doc)
+        return doc
+
+    def members(self) -> list[str]:
+        return sorted(self._members)
+
+    def goal_units(self) -> set[str] | None:
+        if not self._goal_read:
+            self._goal_read = True
+            self._goal = self._c._goal_state_units()  # pyright: ignore[reportPrivateUsage]
+        return self._goal
+
+    def is_dead(self, lock: str, entry: Entry, *, cheap: bool = False) -> bool:
+        if entry.unit in self.departed:
+            return True
+        if self.released.get((entry.unit, lock), 0) >= entry.id:
+            return True
+        if cheap or entry.unit == self._c.unit_name:
+            return False
+        if entry.unit in self._members:
+            self.read(entry.unit)
+            return self.released.get((entry.unit, lock), 0) >= entry.id
+        goal = self.goal_units()
+        if goal is not None and entry.unit not in goal:
+            # Rule 7: a unit absent from goal-state is gone, whoever saw it leave.
+            self.departed.add(entry.unit)
+            return True
+        return False
+
+
+@dataclasses.dataclass
+class _View:
+    """What one dispatch has read and decided so far."""
+
+    relation: ops.Relation
+    evidence: _Evidence
+    app: AppDoc
+    app_raw: str
+    app_problem: str | None
+    doc: UnitDoc
+    doc_raw: str
+    doc_problem: str | None
+    leader: bool
+    leader_checked_at: float
+    full_scan: bool = False
+
+
+class Coordinator(ops.Object):
+    """Named locks shared by the units of this application, over the peer relation.
+
+    Example::
+
+        self.coordinator = Coordinator(self, [LockSpec("restart")])
+        framework.observe(self.coordinator.on.lock_granted, self._on_lock_granted)
+
+    Args:
+        charm: the charm this coordinator belongs to.
+        locks: lock names or :class:`LockSpec` objects (a name is a mutex).
+        relation_name: the peer relation; default: the only (or first) one in metadata.
+        key: databag key for the coordinator's documents; also names this object.
+        clock: wall clock for informational request timestamps.
+    """
+
+    on = CoordinatorEvents()  # pyright: ignore[reportAssignmentType]
+    _stored = ops.StoredState()  # type: ignore[no-untyped-call]
+
+    def __init__(
+        self,
+        charm: ops.CharmBase,
+        locks: Iterable[LockSpec | str] = ("restart",),
+        *,
+        relation_name: str | None = None,
+        key: str = "coordinator",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(charm, key)
+        self.key = key
+        self.unit_name = charm.unit.name
+        self.specs: dict[str, LockSpec] = {}
+        for lock in locks:
+            spec = LockSpec(lock) if isinstance(lock, str) else lock
+            self.specs[spec.name] = spec
+        self._clock = clock
+        self._stored.set_default(
+            pending={}, handed={}, released={}, departed=[], self_app_events=False, written=0
+        )
+        self.relation_name, self.setup_problem = _peer_relation_name(charm.meta, relation_name)
+        self._view: _View | None = None
+        self._delivered: dict[str, int] = {}
+        self._kept: dict[str, int] = {}
+        self._requests: dict[str, Mode | None] = {}
+        _REGISTRY.setdefault(self.framework, {})[key] = self
+        if self.setup_problem:
+            logger.error("coordinator %s: %s", key, self.setup_problem)
+            return
+        assert self.relation_name is not None
+        rel = charm.on[self.relation_name]
+        for source in (
+            rel.relation_created,
+            rel.relation_joined,
+            rel.relation_changed,
+            rel.relation_departed,
+            charm.on.leader_elected,
+            charm.on.upgrade_charm,
+            charm.on.update_status,
+        ):
+            self.framework.observe(source, self._on_event)
+        self.framework.observe(self.framework.on.pre_commit, self._on_pre_commit)
+
+    # -- public API ---------------------------------------------------------------------
+
+    def acquire(self, lock: str, *, shared: bool = False) -> bool:
+        """Request ``lock`` (idempotent while pending); True if this unit holds it now.
+
+        A new request is published at the end of the dispatch; the grant arrives later
+        as :attr:`CoordinatorEvents.lock_granted`. Before the peer relation exists the
+        request is kept and published as soon as it does.
+        """
+        self._spec(lock)
+        self._requests[lock] = Mode.SHARED if shared else Mode.EXCLUSIVE
+        view = self._load()
+        if view is None:
+            return False
+        return self.standing(lock).state is State.HOLDING
+
+    def release(self, lock: str) -> None:
+        """Release ``lock`` if held, or withdraw the request if waiting; else nothing."""
+        self._spec(lock)
+        self._requests[lock] = None
+        self._kept.pop(lock, None)
+
+    def granted(self, lock: str) -> bool:
+        """Whether this unit holds ``lock`` now."""
+        return self.standing(lock).state is State.HOLDING
+
+    def requested(self, lock: str) -> bool:
+        """Whether this unit has a pending request for ``lock`` (waiting or holding)."""
+        return self.standing(lock).state is not State.IDLE
+
+    def standing(self, lock: str) -> Standing:
+        """Where this unit stands with ``lock``: idle, requested, waiting or holding."""
+        spec = self._spec(lock)
+        view = self._load()
+        if view is None:
+            pending = self._requests.get(lock) or self._stored.pending.get(lock)
+            return Standing(lock, State.REQUESTED if pending else State.IDLE)
+        doc = self._my_doc(view)
+        return protocol.standing(view.app, self.unit_name, doc, spec, view.evidence)
+
+    def queue(self, lock: str) -> tuple[QueuedRequest, ...]:
+        """The committed queue for ``lock`` without dead entries, oldest first."""
+        spec = self._spec(lock)
+        view = self._load()
+        if view is None:
+            return ()
+        holding = set(protocol.holders(view.app, spec, view.evidence))
+        return tuple(
+            QueuedRequest(e.unit, e.id, e.seq, e.mode is Mode.SHARED, e in holding)
+            for e in protocol.live_entries(view.app.queue(lock), lock, view.evidence)
+        )
+
+    def holders(self, lock: str) -> tuple[str, ...]:
+        """Units holding ``lock`` in this unit's view."""
+        return tuple(q.unit for q in self.queue(lock) if q.holding)
+
+    def request_timestamp(self, lock: str) -> datetime.datetime | None:
+        """When this unit's pending request was made (informational), else None."""
+        view = self._load()
+        if view is None:
+            return None
+        rec = self._my_doc(view).record(lock)
+        if not rec.pending or rec.at is None:
+            return None
+        return datetime.datetime.fromisoformat(rec.at.replace("Z", "+00:00"))
+
+    @property
+    def problems(self) -> dict[str, str]:
+        """Owners of malformed coordinator data seen in this dispatch, with the reason."""
+        view = self._load()
+        out: dict[str, str] = {}
+        if self.setup_problem:
+            out[self.unit_name] = self.setup_problem
+        if view is not None:
+            out.update(view.evidence.problems)
+            if view.app_problem:
+                out[self.model.app.name] = view.app_problem
+            if view.doc_problem:
+                out[self.unit_name] = view.doc_problem
+        return out
+
+    def status_message(self, lock: str | None = None) -> str:
+        """A short message the charm may show, e.g. ``restart: 2nd in queue, after app/1``."""
+        names = [lock] if lock is not None else list(self.specs)
+        parts: list[str] = []
+        for name in names:
+            s = self.standing(name)
+            if s.state is State.IDLE:
+                continue
+            if s.state is State.HOLDING:
+                parts.append(f"{name}: holding")
+            elif s.state is State.REQUESTED:
+                parts.append(f"{name}: requested, not yet queued by the leader")
+            else:
+                ahead = [q for q in self.queue(name) if s.entry and q.seq < s.entry.seq]
+                who = ", ".join(sorted({q.unit for q in ahead if q.holding})[:2]) or (
+                    s.blockers[0] if s.blockers else "?"
+                )
+                parts.append(f"{name}: {_ordinal(len(ahead) + 1)} in queue, waiting for {who}")
+        for owner, reason in sorted(self.problems.items()):
+            parts.append(f"bad coordinator data from {owner}: {reason}")
+        return "; ".join(parts)
+
+    # -- bookkeeping used by LockGrantedEvent ---------------------------------------------
+
+    def kept(self, lock: str, request_id: int) -> None:
+        """Record that the grant of ``request_id`` must outlive this dispatch."""
+        self._kept[lock] = request_id
+
+    def delivered(self, lock: str, request_id: int) -> None:
+        """Record that a granted event for ``request_id`` ran in this dispatch."""
+        self._delivered[lock] = request_id
+        self._kept.pop(lock, None)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _spec(self, lock: str) -> LockSpec:
+        try:
+            return self.specs[lock]
+        except KeyError:
+            raise UnknownLockError(lock, tuple(self.specs)) from None
+
+    def _my_doc(self, view: _View) -> UnitDoc:
+        """Own doc with this dispatch's intents applied (ops reads own bag locally)."""
+        doc = view.doc
+        pending: dict[str, Any] = dict(self._stored.pending)
+        for lock, mode in pending.items():
+            if lock in self.specs:
+                doc = protocol.request(doc, lock, Mode(mode), self._now())
+        for lock, want in self._requests.items():
+            doc = (
+                protocol.release(doc, lock)
+                if want is None
+                else protocol.request(doc, lock, want, self._now())
+            )
+        return doc
+
+    def _now(self) -> str:
+        stamp = datetime.datetime.fromtimestamp(self._clock(), datetime.timezone.utc)
+        return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def _goal_state_units(self) -> set[str] | None:
+        """Unit names in goal-state, or None if Juju cannot tell us."""
+        try:
+            from ops import hookcmds
+
+            return set(hookcmds.goal_state().units)
+        except Exception as e:  # a missing tool, an old Juju: no evidence, not an error
+            logger.debug("goal-state unavailable: %s", e)
+            return None
+
+    def _load(self) -> _View | None:
+        if self._view is not None or self.setup_problem:
+            return self._view
+        assert self.relation_name is not None
+        relation = self.model.get_relation(self.relation_name)
+        if relation is None:
+            return None
+        leader = self.model.unit.is_leader()
+        backend = getattr(self.model, "_backend", None)
+        checked = getattr(backend, "_leader_check_time", None)
+        leader_checked_at = checked if isinstance(checked, float) else time.monotonic()
+        evidence = _Evidence(self, relation)
+        stored_released: Mapping[str, Mapping[str, int]] = self._stored.released
+        for unit, locks in stored_released.items():
+            for lock, rid in locks.items():
+                evidence.released[(unit, lock)] = int(rid)
+        evidence.departed.update(self._stored.departed)
+        app_raw = relation.data[self.model.app].get(self.key, "")
+        app_problem = None
+        try:
+            app = parse_app_doc(app_raw, self.model.app.name)
+        except MalformedDataError as e:
+            logger.error("%s; the queue is left as it is and nothing is granted", e)
+            app, app_problem = AppDoc(), e.reason
+        doc_raw = relation.data[self.model.unit].get(self.key, "")
+        doc_problem = None
+        try:
+            doc = parse_unit_doc(doc_raw, self.unit_name)
+        except MalformedDataError as e:
+            logger.error("%s; this unit will not overwrite it", e)
+            doc, doc_problem = UnitDoc(), e.reason
+        evidence.learn(self.unit_name, doc)
+        self._view = _View(
+            relation=relation,
+            evidence=evidence,
+            app=app,
+            app_raw=app_raw,
+            app_problem=app_problem,
+            doc=doc,
+            doc_raw=doc_raw,
+            doc_problem=doc_problem,
+            leader=leader,
+            leader_checked_at=leader_checked_at,
+        )
+        return self._view
+
+    def _on_event(self, event: ops.EventBase) -> None:
+        view = self._load()
+        if view is None:
+            return
+        ev = view.evidence
+        if isinstance(event, ops.RelationDepartedEvent):
+            gone = event.departing_unit
+            if gone is not None and gone.name == self.unit_name:
+                self._leaving()
+            elif gone is not None:
+                ev.departed.add(gone.name)
+            view.full_scan = True
+        elif isinstance(event, ops.RelationEvent):
+            if event.unit is not None:
+                ev.read(event.unit.name)
+            elif (
+                isinstance(event, ops.RelationChangedEvent)
+                and view.leader
+                and view.app.seq
+                and view.app.seq == self._stored.written
+            ):
+                # Juju told the leader about its own app write: no wake-ups needed.
+                self._stored.self_app_events = True
+        else:
+            view.full_scan = True
+        if view.app_problem:
+            return
+        for lock in self.specs:
+            s = self.standing(lock)
+            if (
+                s.state is State.HOLDING
+                and s.entry is not None
+                and self._delivered.get(lock) != s.entry.id
+                and self._stored.handed.get(lock) != s.entry.id
+            ):
+                self._delivered[lock] = s.entry.id
+                self.on.lock_granted.emit(lock, s.entry.id, self.key)
+
+    def _leaving(self) -> None:
+        """Rule 4: a departing unit gives up everything before it is gone."""
+        for lock in self.specs:
+            self._requests[lock] = None
+        self._stored.pending = {}
+
+    def _on_pre_commit(self, _: ops.EventBase) -> None:
+        view = self._load()
+        if view is None:
+            pending = dict(self._stored.pending)
+            for lock, mode in self._requests.items():
+                if mode is None:
+                    pending.pop(lock, None)
+                else:
+                    pending[lock] = mode.value
+            self._stored.pending = pending
+            return
+        for lock, rid in self._delivered.items():
+            if self._kept.get(lock) != rid:
+                rec = self._my_doc(view).record(lock)
+                if rec.pending and rec.id == rid and self._requests.get(lock, Mode.EXCLUSIVE):
+                    self._requests[lock] = None
+        doc = self._my_doc(view)
+        doc = protocol.acknowledge(doc, view.app, self.unit_name)
+        self._stored.pending = {}
+        self._stored.handed = {
+            lock: rid
+            for lock, rid in {**dict(self._stored.handed), **self._kept}.items()
+            if doc.record(lock).pending and doc.record(lock).id == rid
+        }
+        view.evidence.learn(self.unit_name, doc)
+        app = view.app
+        if view.leader and not view.app_problem:
+            app = self._lead(view, doc)
+        if not view.doc_problem:
+            raw = dump_unit_doc(doc)
+            if raw != view.doc_raw:
+                view.relation.data[self.model.unit][self.key] = raw
+        self._remember(view, app)
+
+    def _lead(self, view: _View, doc: UnitDoc) -> AppDoc:
+        age = time.monotonic() - view.leader_checked_at
+        if age > LEASE_SAFE_SECONDS:
+            logger.warning(
+                "leadership last confirmed %.0fs ago; not writing the queue this hook", age
+            )
+            return view.app
+        ev = view.evidence
+        if view.full_scan:
+            for unit in ev.members():
+                ev.read(unit)
+        candidates = {u: d for u, d in ev.docs.items() if u not in ev.problems}
+        candidates[self.unit_name] = doc
+        app = protocol.sequence(
+            view.app,
+            self.unit_name,
+            candidates,
+            ev,
+            self.specs,
+            peers=ev.members(),
+            wake_needed=not self._stored.self_app_events,
+        )
+        if view.full_scan:
+            pruned = protocol.prune(app, ev, cheap=False)
+            if pruned.queues != app.queues:
+                app = dataclasses.replace(pruned, seq=app.seq)
+        raw = dump_app_doc(app)
+        if raw != view.app_raw:
+            view.relation.data[self.model.app][self.key] = raw
+            self._stored.written = app.seq
+        return app
+
+    def _remember(self, view: _View, app: AppDoc) -> None:
+        """Keep deaths learnt, for units still queued only (bounded memory)."""
+        queued = {e.unit for q in (*app.queues.values(), *view.app.queues.values()) for e in q}
+        released: dict[str, dict[str, int]] = {}
+        for (unit, lock), rid in view.evidence.released.items():
+            if unit in queued and unit != self.unit_name:
+                released.setdefault(unit, {})[lock] = rid
+        self._stored.released = released
+        self._stored.departed = sorted(u for u in view.evidence.departed if u in queued)
+
+
+def _peer_relation_name(meta: ops.CharmMeta, wanted: str | None) -> tuple[str | None, str]:
+    """The peer relation to use, or a problem that says exactly what is wrong."""
+    peers = sorted(meta.peers)
+    if wanted is not None:
+        if wanted in meta.peers:
+            return wanted, ""
+        return None, (
+            f"no peer relation {wanted!r} in metadata.yaml (peers: {', '.join(peers) or 'none'})"
+        )
+    if not peers:
+        return None, "metadata.yaml declares no peer relation; add one under 'peers:'"
+    return peers[0], ""
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
