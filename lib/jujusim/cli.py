@@ -1,0 +1,184 @@
+"""``python -m jujusim``: ``run`` one scenario, or a ``campaign`` of seeded schedules.
+
+The command names, options and JSON keys are a contract (DESIGN.md): extend them,
+never rename them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from jujusim.engine import SimConfig
+from jujusim.faults import parse_faults
+from jujusim.scenarios import SCENARIOS
+
+__all__ = ["main"]
+
+
+def _units_range(value: str) -> tuple[int, int]:
+    lo, sep, hi = value.partition("..")
+    try:
+        a = int(lo)
+        b = int(hi) if sep else a
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or A..B, got {value!r}") from None
+    if a < 1 or b < a:
+        raise argparse.ArgumentTypeError(f"bad unit range {value!r}")
+    return a, b
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m jujusim",
+        description="Simulate a multi-unit Juju model running a real charm, and check "
+        "invariants against what its workload did.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("charm_dir", metavar="CHARM_DIR", help="the charm directory")
+        p.add_argument(
+            "--scenario", default="rolling-restart", choices=sorted(SCENARIOS), help="scenario"
+        )
+        p.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+        p.add_argument(
+            "--faults",
+            default="none",
+            help="fault spec: none, all, or e.g. leader-change=0.05,hook-fail=0.02,"
+            "remove=1,add=1,delay=0.1,fail=app/2:peer-relation-changed,window=300 "
+            "(see docs/simulator.md)",
+        )
+        p.add_argument("--json", metavar="FILE", help="write the result as JSON ('-' = stdout)")
+        p.add_argument(
+            "--leader-app-changed",
+            choices=("on", "off"),
+            default="on",
+            help="whether the leader gets relation-changed for its own app-data writes "
+            "(Juju 3.6: on)",
+        )
+        p.add_argument("--max-hooks", type=int, help="hook budget per phase (hook storm)")
+
+    run = sub.add_parser("run", help="run one scenario and print its timeline")
+    common(run)
+    run.add_argument("--units", type=int, required=True, help="number of units")
+    run.add_argument("--runtime", choices=("process", "inprocess"), default="process")
+    run.add_argument("--timeline", metavar="FILE.svg", help="write a swimlane SVG")
+    run.add_argument("--no-timeline", action="store_true", help="print only the summary")
+    run.add_argument("--width", type=int, default=72, help="columns of the text timeline")
+
+    camp = sub.add_parser("campaign", help="run many seeded schedules and add them up")
+    common(camp)
+    camp.add_argument("--schedules", type=int, required=True, help="number of schedules")
+    camp.add_argument("--units", type=_units_range, default=(2, 5), help="N or A..B")
+    camp.add_argument("--runtime", choices=("process", "inprocess"), default="inprocess")
+    return parser
+
+
+def _write_json(path: str, data: dict[str, Any]) -> None:
+    text = json.dumps(data, indent=2, sort_keys=False) + "\n"
+    if path == "-":
+        sys.stdout.write(text)
+    else:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns 0 when every run completed without violations."""
+    args = _parser().parse_args(argv)
+    try:
+        faults = parse_faults(args.faults)
+    except ValueError as e:
+        print(f"jujusim: {e}", file=sys.stderr)
+        return 2
+    config = SimConfig(leader_sees_own_app_changes=args.leader_app_changed == "on")
+    from jujusim.report import Progress
+
+    progress = Progress()
+    try:
+        if args.command == "run":
+            return _run(args, faults, config, progress)
+        return _campaign(args, faults, config, progress)
+    except (RuntimeError, FileNotFoundError, ImportError, ValueError) as e:
+        progress.done()
+        print(f"jujusim: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, faults: Any, config: SimConfig, progress: Any) -> int:
+    from jujusim.report import summary, text_timeline
+    from jujusim.runner import run_scenario
+
+    result = run_scenario(
+        args.charm_dir,
+        units=args.units,
+        scenario=args.scenario,
+        runtime=args.runtime,
+        seed=args.seed,
+        faults=faults,
+        config=config,
+        max_hooks=args.max_hooks,
+        progress=progress,
+    )
+    progress.done()
+    out = sys.stdout
+    if args.json != "-":
+        if not args.no_timeline:
+            out.write(text_timeline(result, width=args.width) + "\n\n")
+        out.write(summary(result).replace("CHARM_DIR", shlex.quote(args.charm_dir)) + "\n")
+    if args.json:
+        _write_json(args.json, result.to_json())
+    if args.timeline:
+        from jujusim.svg import svg_timeline
+
+        with open(args.timeline, "w", encoding="utf-8") as f:
+            f.write(svg_timeline(result))
+    return 0 if result.completed and not result.violations else 1
+
+
+def _campaign(args: argparse.Namespace, faults: Any, config: SimConfig, progress: Any) -> int:
+    from jujusim.campaign import run_campaign
+
+    def on_schedule(i: int, result: Any) -> None:
+        if progress.enabled:
+            ok = result.completed and not result.violations
+            progress.stream.write(
+                f"\r[jujusim] schedule {i + 1}/{args.schedules}: seed {result.seed} "
+                f"units {result.units} {'ok' if ok else 'FAIL'}   "
+            )
+            progress.stream.flush()
+            progress._shown = True
+
+    result = run_campaign(
+        args.charm_dir,
+        schedules=args.schedules,
+        units=args.units,
+        scenario=args.scenario,
+        runtime=args.runtime,
+        seed=args.seed,
+        faults=faults,
+        config=config,
+        on_schedule=on_schedule,
+    )
+    progress.done()
+    data = result.to_json()
+    if args.json != "-":
+        print(
+            f"{'OK' if not result.failing else 'FAILED'}: {data['schedules']} schedules of "
+            f"{data['scenario']} ({data['units'][0]}..{data['units'][1]} units, runtime "
+            f"{data['runtime']}, faults {data['faults']}): {data['completed']} completed, "
+            f"{data['violations']} violations, {data['lost_requests']} lost requests, "
+            f"{data['stalled']} stalled, {data['storms']} storms, {data['hooks']} hooks, "
+            f"max concurrent {data['max_concurrent']}, wall {data['wall_s']:.1f}s"
+        )
+        for f in result.failing:
+            print(f"  seed {f['seed']} ({f['units']} units): {'; '.join(f['violations'])}")
+            print(f"    replay: {f['replay']}")
+    if args.json:
+        _write_json(args.json, data)
+    return 0 if not result.failing else 1

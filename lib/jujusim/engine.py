@@ -1,0 +1,609 @@
+"""The discrete-event engine: logical time, hook dispatch and commit, faults.
+
+Each hook has a logical interval ``[start, end]``. The charm code runs at ``start``
+(to completion, in wall time) against a view taken then; its buffered writes land at
+``end`` when it exits 0. Other units' hooks start and commit in between, so hooks of
+different units overlap in logical time while the simulator runs one at a time. One
+``random.Random(seed)`` drives every choice, so a seed replays the same run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import heapq
+import os
+import random
+import tempfile
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from jujusim.agent import HookInfo, LocalRelation, PendingAction, UnitAgent, next_hook
+from jujusim.charmspec import CharmSpec
+from jujusim.context import HookInvocation, HookOutcome, Runtime
+from jujusim.faults import FaultSpec
+from jujusim.hookctx import SimHookContext
+from jujusim.journal import JOURNAL_ENV, JournalReader, JournalRecord
+from jujusim.model import Model, RelationData, unit_number
+
+__all__ = ["HookRecord", "SimConfig", "Simulator"]
+
+_DISPATCH, _COMMIT, _RETRY, _TICK, _FAULT, _ELECT = range(6)
+
+
+@dataclasses.dataclass(frozen=True)
+class SimConfig:
+    """Knobs of the simulated model; the defaults follow Juju where Juju has a number."""
+
+    seed: int = 0
+    leader_sees_own_app_changes: bool = True
+    """Juju 3.6 delivers app-level relation-changed to the leader too (juju#20178)."""
+    dispatch_delay: tuple[float, float] = (0.01, 0.3)
+    hook_duration: tuple[float, float] = (0.5, 3.0)
+    update_status_interval: float = 300.0
+    retry_min: float = 5.0
+    retry_max: float = 300.0
+    election_delay: tuple[float, float] = (1.0, 30.0)
+    """From a leader's removal until another unit is elected (Juju: lease expiry)."""
+
+
+@dataclasses.dataclass
+class HookRecord:
+    """One hook or action as it ran: its logical interval, outcome and workload lines."""
+
+    index: int
+    unit: str
+    hook: HookInfo
+    start: float
+    end: float = -1.0
+    exit_code: int = 0
+    ok: bool = False
+    error: str = ""
+    leader: bool = False
+    attempt: int = 0
+    tool_calls: int = 0
+    journal: list[JournalRecord] = dataclasses.field(default_factory=list)
+
+    @property
+    def depth(self) -> int:
+        """Causal depth (the trigger is 0)."""
+        return self.hook.depth
+
+
+@dataclasses.dataclass
+class _Running:
+    hook: HookInfo
+    ctx: SimHookContext
+    record: HookRecord
+    injected: str
+
+
+class Simulator:
+    """One simulated model running one charm as N units through one runtime."""
+
+    def __init__(
+        self,
+        charm: CharmSpec,
+        runtime: Runtime,
+        config: SimConfig | None = None,
+        faults: FaultSpec | None = None,
+        workdir: str | None = None,
+        on_hook: Callable[[HookRecord], None] | None = None,
+    ) -> None:
+        self.charm = charm
+        self.runtime = runtime
+        self.config = config or SimConfig()
+        self.faults = faults or FaultSpec()
+        self.rng = random.Random(self.config.seed)
+        self.model = Model(app_name=charm.name)
+        self.model.config = charm.config_defaults()
+        self.agents: dict[str, UnitAgent] = {}
+        self.records: list[HookRecord] = []
+        self.now = 0.0
+        self.trigger_time: float | None = None
+        self.fault_window: tuple[float, float] | None = None
+        self.removed: list[str] = []
+        self.added: list[str] = []
+        self.leader_changes = 0
+        self.logs = 0
+        self._on_hook = on_hook
+        self._heap: list[tuple[float, int, int, str]] = []
+        self._seq = 0
+        self._work = 0
+        self._running: dict[str, _Running] = {}
+        self._targeted_left = {t: t.count for t in self.faults.targeted}
+        self._progress = 0
+        self._tmp = None
+        if workdir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="jujusim-")
+            workdir = self._tmp.name
+        self.workdir = workdir
+        self.journal = JournalReader(os.path.join(workdir, "journal.jsonl"))
+        for rel_id, endpoint in enumerate(charm.peer_endpoints):
+            self.model.relations[rel_id] = RelationData(rel_id, endpoint, charm.name)
+
+    def close(self) -> None:
+        """Release the runtime and the scratch directory."""
+        self.runtime.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    # the event queue -------------------------------------------------------------
+
+    def _push(self, when: float, kind: int, unit: str) -> None:
+        self._seq += 1
+        if kind != _TICK:
+            self._work += 1
+        heapq.heappush(self._heap, (when, self._seq, kind, unit))
+
+    def _wake(self, unit: str) -> None:
+        agent = self.agents.get(unit)
+        if agent is None or agent.busy or agent.dispatch_scheduled or agent.life == "dead":
+            return
+        agent.dispatch_scheduled = True
+        lo, hi = self.config.dispatch_delay
+        self._push(self.now + self.rng.uniform(lo, hi), _DISPATCH, unit)
+
+    def _wake_all(self) -> None:
+        for unit in list(self.agents):
+            self._wake(unit)
+
+    # model operations (the "juju" commands) ----------------------------------------
+
+    def add_unit(self, depth: int = 0) -> str:
+        """``juju add-unit``: a new unit that will install, start and join."""
+        name = self.model.new_unit_name()
+        self.agents[name] = UnitAgent(name)
+        self.agents[name].note_cause(("install",), depth - 1)
+        self.model.alive.append(name)
+        interval = self.config.update_status_interval
+        self._push(self.now + self.rng.uniform(0.5, 1.5) * interval, _TICK, name)
+        self._wake(name)
+        return name
+
+    def deploy(self, units: int) -> list[str]:
+        """``juju deploy -n units``; the leader is a seeded pick among them."""
+        names = [self.add_unit() for _ in range(units)]
+        if names:
+            self.model.leader = self.rng.choice(names)
+        return names
+
+    def remove_unit(self, unit: str, depth: int = 0) -> None:
+        """``juju remove-unit``: graceful; departed on both sides, then stop and remove."""
+        agent = self.agents[unit]
+        if agent.life != "alive":
+            return
+        agent.life = "dying"
+        self.model.alive.remove(unit)
+        self.model.dying.append(unit)
+        self._progress += 1
+        self._wake(unit)
+
+    def set_config(self, changes: Mapping[str, Any], depth: int = 0) -> None:
+        """``juju config``: every unit gets one (coalesced) config-changed."""
+        self.model.config.update(changes)
+        self.model.config_version += 1
+        self._progress += 1
+        for agent in self.agents.values():
+            agent.note_cause(("config",), depth)
+        self._wake_all()
+
+    def set_leader(self, unit: str | None, depth: int = 0) -> None:
+        """Move leadership (Juju: lease expiry); minions get leader-settings-changed."""
+        if unit == self.model.leader:
+            return
+        self.model.leader = unit
+        self.model.leader_settings_version += 1
+        self.leader_changes += 1
+        self._progress += 1
+        for agent in self.agents.values():
+            agent.note_cause(("leader",), depth)
+            agent.note_cause(("leader-settings",), depth)
+        self._wake_all()
+
+    def run_action(self, unit: str, name: str, params: Mapping[str, Any] | None = None) -> None:
+        """``juju run unit action``: queued; runs even while the unit is in error."""
+        self._seq += 1
+        self.agents[unit].actions.append(PendingAction(name, dict(params or {}), str(self._seq)))
+        self._wake(unit)
+
+    def mark_trigger(self) -> None:
+        """The scenario's trigger happens now; faults are armed for their window."""
+        self.trigger_time = self.now
+        if self.faults.enabled:
+            self.fault_window = (self.now, self.now + self.faults.window)
+            for _ in range(self.faults.remove):
+                self._push(self.now + self.rng.uniform(0, self.faults.window), _FAULT, "remove")
+            for _ in range(self.faults.add):
+                self._push(self.now + self.rng.uniform(0, self.faults.window), _FAULT, "add")
+
+    # immediate effects (ImmediateSink) -----------------------------------------------
+
+    def leader_set(self, unit: str, changes: Mapping[str, str]) -> None:
+        """``leader-set``: lands now; minions get leader-settings-changed."""
+        new = dict(self.model.leader_settings)
+        for k, v in changes.items():
+            if v == "":
+                new.pop(k, None)
+            else:
+                new[k] = v
+        if new == self.model.leader_settings:
+            return
+        self.model.leader_settings = new
+        self.model.leader_settings_version += 1
+        self._progress += 1
+        depth = self._running[unit].hook.depth if unit in self._running else 0
+        for name, agent in self.agents.items():
+            if name != unit:
+                agent.note_cause(("leader-settings",), depth)
+                self._wake(name)
+
+    def status_set(self, unit: str, status: str, message: str, *, application: bool) -> None:
+        """``status-set``: lands now."""
+        if application:
+            self.model.app_status = (status, message)
+        else:
+            self.model.unit_status[unit] = (status, message)
+
+    def juju_log(self, unit: str, level: str, message: str) -> None:
+        """``juju-log``: counted only."""
+        self.logs += 1
+
+    # running hooks -------------------------------------------------------------------
+
+    def _in_window(self) -> bool:
+        w = self.fault_window
+        return w is not None and w[0] <= self.now <= w[1]
+
+    def _fault_step(self) -> None:
+        """Leader change may strike at any step, including mid-hook of the leader."""
+        p = self.faults.leader_change
+        if p and self._in_window() and self.rng.random() < p:
+            candidates = [u for u in self.model.alive if u != self.model.leader]
+            if candidates:
+                self.set_leader(self.rng.choice(candidates))
+
+    def _env(self, unit: str, hook: HookInfo) -> dict[str, str]:
+        env = {JOURNAL_ENV: self.journal.path}
+        if hook.relation_id is not None:
+            rel = self.model.relations[hook.relation_id]
+            env["JUJU_RELATION"] = rel.endpoint
+            env["JUJU_RELATION_ID"] = rel.rid
+            env["JUJU_REMOTE_APP"] = self.model.app_name
+            env["JUJU_REMOTE_UNIT"] = hook.remote_unit or ""
+            if hook.kind == "relation-departed" and hook.departing_unit:
+                env["JUJU_DEPARTING_UNIT"] = hook.departing_unit
+        if hook.action is not None:
+            env["JUJU_ACTION_NAME"] = hook.action.name
+            env["JUJU_ACTION_UUID"] = hook.action.id
+            env["JUJU_ACTION_TAG"] = f"action-{hook.action.id}"
+        return env
+
+    def _injected_failure(self, unit: str, hook: HookInfo) -> str:
+        if hook.kind == "action" or not self._in_window():
+            return ""
+        for target, left in self._targeted_left.items():
+            if left <= 0:
+                continue
+            who = self.model.leader if target.unit == "leader" else target.unit
+            if who == unit and fnmatch.fnmatchcase(hook.name, target.hook):
+                self._targeted_left[target] = left - 1
+                return f"injected failure ({target})"
+        if self.faults.hook_fail and self.rng.random() < self.faults.hook_fail:
+            return "injected failure (hook-fail)"
+        return ""
+
+    def _start(self, agent: UnitAgent, hook: HookInfo) -> None:
+        unit = agent.name
+        if hook.relation_id is not None and hook.remote_unit and hook.kind != "relation-created":
+            # Juju invalidates its cache of a unit for a hook about that unit.
+            agent.cache.get(hook.relation_id, {}).pop(hook.remote_unit, None)
+        ctx = SimHookContext(self.model, agent, hook, self, self.charm.charm_dir)
+        injected = self._injected_failure(unit, hook)
+        record = HookRecord(
+            index=len(self.records),
+            unit=unit,
+            hook=hook,
+            start=self.now,
+            leader=self.model.leader == unit,
+            attempt=agent.attempts if agent.failed is not None else 0,
+        )
+        self.records.append(record)
+        agent.busy = True
+        self._running[unit] = _Running(hook, ctx, record, injected)
+        invocation = HookInvocation(
+            unit=unit,
+            kind="action" if hook.action is not None else "hook",
+            name=hook.name,
+            env=self._env(unit, hook),
+            action_params=hook.action.params if hook.action is not None else {},
+        )
+        try:
+            outcome = self.runtime.run(invocation, ctx)
+        except Exception as e:  # a runtime bug must not kill the simulation
+            outcome = HookOutcome(exit_code=1, stderr=f"runtime error: {e!r}")
+        record.exit_code = outcome.exit_code
+        record.tool_calls = outcome.tool_calls or ctx.calls
+        record.error = outcome.stderr[-2000:] if outcome.exit_code else ""
+        record.journal = self.journal.read_new(unit)
+        if record.journal:
+            self._progress += 1
+        lo, hi = self.config.hook_duration
+        duration = self.rng.uniform(lo, hi)
+        if self.faults.delay and self._in_window() and self.rng.random() < self.faults.delay:
+            duration += self.rng.uniform(10.0, 120.0)
+        self._push(self.now + duration, _COMMIT, unit)
+        self._fault_step()
+
+    def _dispatch(self, unit: str) -> None:
+        agent = self.agents[unit]
+        agent.dispatch_scheduled = False
+        while True:
+            op = next_hook(agent, self.model)
+            if op is None:
+                return
+            if op == "resign":
+                agent.leader = False
+                agent.leader_settings_version = -1
+                continue
+            if op == "leave-scope":
+                self._leave_scope(agent)
+                continue
+            assert isinstance(op, HookInfo)
+            self._start(agent, op)
+            return
+
+    def _leave_scope(self, agent: UnitAgent) -> None:
+        for rel in self.model.relations.values():
+            if agent.name in rel.scope:
+                rel.scope.discard(agent.name)
+                for name, other in self.agents.items():
+                    local = other.relations.get(rel.id)
+                    if local is not None and agent.name in local.members:
+                        other.note_cause(("scope", rel.id, agent.name), agent.last_depth)
+                        self._wake(name)
+        self._progress += 1
+
+    def _commit(self, unit: str) -> None:
+        agent = self.agents[unit]
+        running = self._running.pop(unit)
+        agent.busy = False
+        hook, ctx, record = running.hook, running.ctx, running.record
+        record.end = self.now
+        ok = record.exit_code == 0 and not running.injected
+        if running.injected:
+            record.error = running.injected
+        if ok and any(ctx.app_writes.values()) and self.model.leader != unit:
+            ok = False
+            record.error = "cannot apply changes: not the leader"
+        record.ok = ok
+        agent.last_depth = hook.depth
+        if hook.action is not None:
+            if agent.actions and agent.actions[0] == hook.action:
+                agent.actions.popleft()
+            if ok:
+                self._apply(agent, ctx, hook.depth)
+        elif ok:
+            self._apply(agent, ctx, hook.depth)
+            self._advance_local(agent, hook)
+            agent.failed = None
+            agent.attempts = 0
+            agent.retry_ready = False
+        else:
+            agent.failed = hook
+            agent.attempts += 1
+            agent.retry_ready = False
+            delay = min(
+                self.config.retry_min * 2 ** (agent.attempts - 1), self.config.retry_max
+            )
+            self._push(self.now + delay, _RETRY, unit)
+        if self._on_hook is not None:
+            self._on_hook(record)
+        self._wake(unit)
+        self._fault_step()
+
+    def _apply(self, agent: UnitAgent, ctx: SimHookContext, depth: int) -> None:
+        """Commit a successful hook's buffered writes and fan out relation-changed."""
+        unit = agent.name
+        publish = agent.life == "alive"
+        for rid, changes in ctx.unit_writes.items():
+            rel = self.model.relations[rid]
+            old = rel.unit_bags.get(unit, {})
+            new = _apply(old, changes)
+            if new == old:
+                continue  # an unchanged write fires nothing
+            rel.unit_bags[unit] = new
+            self.model.note_bag_size(new)
+            if not publish:
+                continue  # Juju does not publish a departing unit's last writes
+            rel.unit_versions[unit] = rel.unit_versions.get(unit, 0) + 1
+            self._progress += 1
+            for name, other in self.agents.items():
+                local = other.relations.get(rid)
+                if name != unit and local is not None and unit in local.members:
+                    other.note_cause(("unit", rid, unit), depth)
+                    self._wake(name)
+        for rid, changes in ctx.app_writes.items():
+            rel = self.model.relations[rid]
+            new = _apply(rel.app_bag, changes)
+            if new == rel.app_bag:
+                continue
+            rel.app_bag = new
+            self.model.note_bag_size(new)
+            previous = rel.app_version
+            rel.app_version += 1
+            self._progress += 1
+            for name, other in self.agents.items():
+                if rid not in other.relations or other.life != "alive":
+                    continue
+                if name == unit and not self.config.leader_sees_own_app_changes:
+                    local = other.relations[rid]
+                    if (local.app_version or 0) == previous:
+                        local.app_version = rel.app_version
+                    continue
+                other.note_cause(("app", rid), depth)
+                self._wake(name)
+        if ctx.state_writes:
+            state = self.model.charm_state.setdefault(unit, {})
+            for k, v in ctx.state_writes.items():
+                if v is None:
+                    state.pop(k, None)
+                else:
+                    state[k] = v
+
+    def _advance_local(self, agent: UnitAgent, hook: HookInfo) -> None:
+        """Record in the agent's local state that ``hook`` ran (Juju's CommitHook)."""
+        kind = hook.kind
+        rid = hook.relation_id
+        if kind == "install":
+            agent.installed = True
+        elif kind == "relation-created" and rid is not None:
+            agent.relations[rid] = LocalRelation()
+            rel = self.model.relations[rid]
+            if agent.life == "alive":
+                rel.enter_scope(agent.name)
+                self.model.note_bag_size(rel.unit_bags[agent.name])
+                for name, other in self.agents.items():
+                    if name != agent.name and rid in other.relations:
+                        other.note_cause(("scope", rid, agent.name), hook.depth)
+                        self._wake(name)
+        elif kind == "leader-elected":
+            agent.leader = True
+            agent.leader_settings_version = hook.version
+        elif kind == "leader-settings-changed":
+            agent.leader_settings_version = hook.version
+        elif kind == "config-changed":
+            agent.config_version = hook.version
+        elif kind == "start":
+            agent.started = True
+        elif kind == "update-status":
+            agent.update_status_due = False
+        elif kind == "stop":
+            agent.stopped = True
+        elif kind == "remove":
+            self._bury(agent)
+        elif rid is not None and kind.startswith("relation-"):
+            local = agent.relations[rid]
+            remote = hook.remote_unit
+            if kind == "relation-joined" and remote:
+                local.members[remote] = hook.version
+                local.changed_pending = remote
+            elif kind == "relation-changed" and remote:
+                if remote in local.members:
+                    local.members[remote] = hook.version
+                if local.changed_pending == remote:
+                    local.changed_pending = None
+            elif kind == "relation-changed":
+                local.app_version = hook.version
+            elif kind == "relation-departed" and remote:
+                local.members.pop(remote, None)
+                agent.cache.get(rid, {}).pop(remote, None)
+                if local.changed_pending == remote:
+                    local.changed_pending = None
+
+    def _bury(self, agent: UnitAgent) -> None:
+        agent.life = "dead"
+        if agent.name in self.model.dying:
+            self.model.dying.remove(agent.name)
+        self.removed.append(agent.name)
+        self._progress += 1
+        if self.model.leader == agent.name:
+            lo, hi = self.config.election_delay
+            self._push(self.now + self.rng.uniform(lo, hi), _ELECT, "")
+
+    def _elect(self) -> None:
+        if self.model.leader is not None and self.model.leader in self.model.alive:
+            return
+        if self.model.alive:
+            self.set_leader(self.rng.choice(self.model.alive))
+        else:
+            self.model.leader = None
+
+    def _fault(self, what: str) -> None:
+        if what == "remove":
+            if len(self.model.alive) > 1:
+                self.remove_unit(self.rng.choice(self.model.alive))
+        elif what == "add":
+            self.added.append(self.add_unit())
+
+    # the main loop -----------------------------------------------------------------
+
+    def step(self) -> bool:
+        """Process the next event; False when nothing is left at all."""
+        if not self._heap:
+            return False
+        when, _, kind, unit = heapq.heappop(self._heap)
+        if kind != _TICK:
+            self._work -= 1
+        self.now = max(self.now, when)
+        if kind == _DISPATCH:
+            self._dispatch(unit)
+        elif kind == _COMMIT:
+            self._commit(unit)
+        elif kind == _RETRY:
+            agent = self.agents[unit]
+            if agent.failed is not None:
+                agent.retry_ready = True
+                self._wake(unit)
+        elif kind == _TICK:
+            agent = self.agents[unit]
+            if agent.life != "dead":
+                if agent.started:
+                    agent.update_status_due = True
+                    self._wake(unit)
+                self._push(self.now + self.config.update_status_interval, _TICK, unit)
+        elif kind == _FAULT:
+            self._fault(unit)
+        elif kind == _ELECT:
+            self._elect()
+        return True
+
+    @property
+    def quiet(self) -> bool:
+        """No hook running or due, no retry or fault pending (update-status timers aside)."""
+        return self._work == 0
+
+    def run_until_quiet(
+        self,
+        max_hooks: int,
+        done: Callable[[], bool] | None = None,
+        settle_intervals: float = 2.0,
+        max_time: float = 7 * 24 * 3600.0,
+    ) -> str:
+        """Run until quiet and ``done()``; returns ``quiet``, ``storm`` or ``stalled``.
+
+        When the model is quiet but not done, update-status keeps firing (a charm may
+        rely on it as a last resort); if nothing changes for ``settle_intervals``
+        update-status intervals, the run has stalled.
+        """
+        budget_end = len(self.records) + max_hooks
+        interval = self.config.update_status_interval
+        quiet_since: float | None = None
+        marker = -1
+        while True:
+            if self._work == 0:
+                if done is None or done():
+                    return "quiet"
+                if quiet_since is None or marker != self._progress:
+                    quiet_since, marker = self.now, self._progress
+                elif self.now - quiet_since > settle_intervals * interval:
+                    return "stalled"
+            if len(self.records) >= budget_end:
+                return "storm"
+            if self.now > max_time or not self.step():
+                return "stalled"
+
+
+def _apply(base: Mapping[str, str], changes: Mapping[str, str]) -> dict[str, str]:
+    out = dict(base)
+    for k, v in changes.items():
+        if v == "":
+            out.pop(k, None)
+        else:
+            out[k] = v
+    return out
+
+
+def sort_units(units: list[str]) -> list[str]:
+    """Units in numeric order (``app/2`` before ``app/10``), for reports."""
+    return sorted(units, key=unit_number)

@@ -1,0 +1,365 @@
+"""The ``inprocess`` runtime: ops charms through ``ops.testing`` (Scenario), for scale.
+
+Scenario runs one event on one unit against a ``State``. This runtime builds that
+State from the simulator's :class:`~jujusim.context.HookContext` (so the reads obey
+Juju's caching rules), runs the event, and turns the output State back into buffered
+``relation-set``/``status-set`` calls. Each unit's StoredState and deferred events are
+carried to its next hook through the context's charm state (``state-set``), so they
+are committed only when the hook commits, as ops does with its SQLite file.
+
+Remote units' bags are given to Scenario lazily: a bag is read from the context (and
+so enters the agent's cache) only when the charm reads it.
+
+Hook-tool calls are counted as calls into Scenario's model backend, which is where
+ops would run a hook tool; ops' own caching is the same in both cases, so the count
+is close to, but not exactly, what the ``process`` runtime measures.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import inspect
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import ops
+from jujusim.charmspec import CharmSpec, load_charm_spec
+from jujusim.context import HookContext, HookInvocation, HookOutcome, HookToolError
+from jujusim.journal import JOURNAL_ENV
+from ops import testing
+
+__all__ = ["InProcessRuntime", "load_charm_class"]
+
+_STATE_KEY = "jujusim.inprocess"
+_counter = threading.local()
+_BACKEND_METHODS = (
+    "relation_get",
+    "relation_set",
+    "relation_ids",
+    "relation_list",
+    "relation_remote_app_name",
+    "is_leader",
+    "config_get",
+    "status_get",
+    "status_set",
+    "juju_log",
+    "application_version_set",
+    "network_get",
+    "action_get",
+    "action_set",
+    "action_fail",
+    "action_log",
+    "planned_units",
+    "secret_get",
+    "secret_set",
+    "secret_add",
+)
+
+
+def _install_call_counter() -> None:
+    """Count calls into Scenario's mock backend (each is a hook tool under Juju)."""
+    from scenario import mocking
+
+    backend: Any = mocking._MockModelBackend
+    if getattr(backend, "_jujusim_counted", False):
+        return
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            _counter.n = getattr(_counter, "n", 0) + 1
+            return fn(*args, **kwargs)
+
+        return counted
+
+    for name in _BACKEND_METHODS:
+        if hasattr(backend, name):
+            setattr(backend, name, wrap(getattr(backend, name)))
+    backend._jujusim_counted = True
+
+
+def load_charm_class(spec: CharmSpec) -> type[ops.CharmBase]:
+    """Import the charm's entry file and return the CharmBase subclass it defines."""
+    if spec.entry is None:
+        raise FileNotFoundError(
+            f"{spec.charm_dir}: no ops entry file (charmcraft.yaml charm-entrypoint, "
+            "src/charm.py or charm/charm.py); the inprocess runtime needs an ops charm"
+        )
+    for path in (os.path.join(spec.charm_dir, "lib"), os.path.dirname(spec.entry)):
+        if os.path.isdir(path) and path not in sys.path:
+            sys.path.insert(0, path)
+    mod_name = "_jujusim_charm_" + str(abs(hash(spec.entry)))
+    module = sys.modules.get(mod_name)
+    if module is None:
+        loader_spec = importlib.util.spec_from_file_location(mod_name, spec.entry)
+        if loader_spec is None or loader_spec.loader is None:
+            raise ImportError(f"cannot import {spec.entry}")
+        module = importlib.util.module_from_spec(loader_spec)
+        sys.modules[mod_name] = module
+        try:
+            loader_spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[mod_name]
+            raise
+    candidates = [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj)
+        and issubclass(obj, ops.CharmBase)
+        and obj is not ops.CharmBase
+        and obj.__module__ == mod_name
+    ]
+    if not candidates:
+        raise ImportError(f"{spec.entry}: no ops.CharmBase subclass defined there")
+    # The most derived class defined in the module is the charm.
+    candidates.sort(key=lambda c: len(c.__mro__), reverse=True)
+    return candidates[0]
+
+
+class _LazyPeers(Mapping[int, dict[str, str]]):
+    """``PeerRelation.peers_data`` whose bags are read from the context on first access."""
+
+    def __init__(self, ctx: HookContext, rid: str, app: str, members: list[str]) -> None:
+        self._ctx = ctx
+        self._rid = rid
+        self._app = app
+        self._ids = [int(m.rsplit("/", 1)[1]) for m in members]
+        self._bags: dict[int, dict[str, str]] = {}
+
+    def __getitem__(self, unit_id: int) -> dict[str, str]:
+        bag = self._bags.get(unit_id)
+        if bag is None:
+            try:
+                bag = self._ctx.relation_get(self._rid, f"{self._app}/{unit_id}", app=False)
+            except HookToolError:
+                raise KeyError(unit_id) from None
+            self._bags[unit_id] = bag
+        return bag
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _LazyPeers:
+        return self  # Scenario deep-copies the State; the lazy view is shared, read-only
+
+
+def _status(name: str, message: str) -> Any:
+    from scenario.state import _EntityStatus
+
+    try:
+        return _EntityStatus.from_status_name(name, message if name != "unknown" else "")  # type: ignore[arg-type]
+    except Exception:
+        return _EntityStatus.from_status_name("unknown", "")
+
+
+def _delta(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, str]:
+    out = {k: v for k, v in after.items() if before.get(k) != v}
+    out.update({k: "" for k in before if k not in after})
+    return out
+
+
+class InProcessRuntime:
+    """Runs ops charms in this process through ``ops.testing``; implements ``Runtime``."""
+
+    name = "inprocess"
+
+    def __init__(self, charm_dir: str, workdir: str | None = None) -> None:
+        self.spec = load_charm_spec(charm_dir)
+        self.charm_type = load_charm_class(self.spec)
+        self.workdir = workdir
+        self._contexts: dict[str, testing.Context[ops.CharmBase]] = {}
+        self._saved: dict[str, dict[str, tuple[Any, Any]]] = {}
+        self._serial = 0
+        _install_call_counter()
+
+    def _context(self, unit: str, app: str) -> testing.Context[ops.CharmBase]:
+        context = self._contexts.get(unit)
+        if context is None:
+            context = testing.Context(
+                self.charm_type,
+                meta=dict(self.spec.meta),
+                config=dict(self.spec.config) or None,
+                actions=dict(self.spec.actions) or None,
+                app_name=app,
+                unit_id=int(unit.rsplit("/", 1)[1]),
+            )
+            self._contexts[unit] = context
+        return context
+
+    def _state(self, ctx: HookContext, unit: str) -> tuple[testing.State, str]:
+        relations = []
+        for endpoint in self.spec.peer_endpoints:
+            for rid in ctx.relation_ids(endpoint):
+                rel = testing.PeerRelation(
+                    endpoint,
+                    id=int(rid.rsplit(":", 1)[1]),
+                    local_unit_data=ctx.relation_get(rid, unit, app=False),
+                    local_app_data=ctx.relation_get(rid, ctx.app_name, app=True),
+                )
+                members = ctx.relation_list(rid)
+                object.__setattr__(
+                    rel, "peers_data", _LazyPeers(ctx, rid, ctx.app_name, members)
+                )
+                relations.append(rel)
+        token = ctx.state_get().get(_STATE_KEY, "")
+        saved = self._saved.setdefault(unit, {})
+        stored, deferred = saved.get(token, ((), ()))
+        for old in [t for t in saved if t != token]:
+            del saved[old]
+        leader = ctx.is_leader()
+        unit_status = ctx.status_get(application=False)
+        app_status = ctx.status_get(application=True) if leader else {"status": "unknown"}
+        state = testing.State(
+            leader=leader,
+            config=ctx.config_get(),
+            relations=relations,
+            stored_states=stored,
+            deferred=deferred,
+            unit_status=_status(unit_status["status"], unit_status.get("message", "")),
+            app_status=_status(app_status["status"], app_status.get("message", "")),
+            model=testing.Model(name=ctx.model_name, uuid=ctx.model_uuid),
+            planned_units=len(ctx.goal_state()["units"]),
+        )
+        return state, token
+
+    @staticmethod
+    def _event(
+        invocation: HookInvocation, state: testing.State, context: testing.Context[ops.CharmBase]
+    ) -> Any:
+        from scenario.state import _Event
+
+        context_on = context.on
+        if invocation.kind == "action":
+            return context_on.action(invocation.name, params=dict(invocation.action_params))
+        env = invocation.env
+        name = invocation.name
+        rid = env.get("JUJU_RELATION_ID")
+        if rid:
+            rel_id = int(rid.rsplit(":", 1)[1])
+            relation = next(r for r in state.relations if r.id == rel_id)
+            remote = env.get("JUJU_REMOTE_UNIT") or ""
+            remote_id = int(remote.rsplit("/", 1)[1]) if remote else None
+            kind = name[len(relation.endpoint) + 1 :].replace("-", "_")
+            if kind == "relation_created":
+                return context_on.relation_created(relation)
+            if kind == "relation_joined":
+                return context_on.relation_joined(relation, remote_unit=remote_id)
+            if kind == "relation_changed":
+                return context_on.relation_changed(relation, remote_unit=remote_id)
+            if kind == "relation_departed":
+                departing = env.get("JUJU_DEPARTING_UNIT") or ""
+                return context_on.relation_departed(
+                    relation,
+                    remote_unit=remote_id,
+                    departing_unit=int(departing.rsplit("/", 1)[1]) if departing else None,
+                )
+            if kind == "relation_broken":
+                return context_on.relation_broken(relation)
+        return _Event(name.replace("-", "_"))
+
+    def run(self, invocation: HookInvocation, ctx: HookContext) -> HookOutcome:
+        """Run one hook or action of one unit; writes go to ``ctx``'s buffers."""
+        unit = invocation.unit
+        context = self._context(unit, ctx.app_name)
+        state, _token = self._state(ctx, unit)
+        event = self._event(invocation, state, context)
+        keys = (JOURNAL_ENV, "SCENARIO_SKIP_CONSISTENCY_CHECKS")
+        previous_env = {k: os.environ.get(k) for k in keys}
+        journal = invocation.env.get(JOURNAL_ENV)
+        if journal:
+            os.environ[JOURNAL_ENV] = journal
+        os.environ["SCENARIO_SKIP_CONSISTENCY_CHECKS"] = "1"
+        _counter.n = 0
+        exit_code = 0
+        stderr = ""
+        out: testing.State | None = None
+        try:
+            out = context.run(event, state)
+        except testing.ActionFailed as e:
+            out = e.state
+            ctx.action_fail(e.message)
+        except Exception as e:
+            exit_code = 1
+            cause = e.__cause__ or e
+            stderr = f"{type(cause).__name__}: {cause}"
+        finally:
+            for k, v in previous_env.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        calls = int(getattr(_counter, "n", 0))
+        for line in context.juju_log:
+            ctx.juju_log(line.level, line.message)
+        if out is not None and exit_code == 0:
+            self._translate(ctx, unit, state, out, context)
+        self._reset(context)
+        return HookOutcome(exit_code=exit_code, tool_calls=calls, stderr=stderr)
+
+    def _translate(
+        self,
+        ctx: HookContext,
+        unit: str,
+        before: testing.State,
+        after: testing.State,
+        context: testing.Context[ops.CharmBase],
+    ) -> None:
+        by_id = {r.id: r for r in before.relations}
+        for rel in after.relations:
+            old = by_id.get(rel.id)
+            if old is None:
+                continue
+            rid = f"{rel.endpoint}:{rel.id}"
+            unit_delta = _delta(old.local_unit_data, rel.local_unit_data)
+            if unit_delta:
+                ctx.relation_set(rid, unit_delta, app=False)
+            app_delta = _delta(old.local_app_data, rel.local_app_data)
+            if app_delta:
+                ctx.relation_set(rid, app_delta, app=True)
+        if after.unit_status != before.unit_status:
+            ctx.status_set(after.unit_status.name, after.unit_status.message, application=False)
+        if after.leader and after.app_status != before.app_status:
+            ctx.status_set(after.app_status.name, after.app_status.message, application=True)
+        if after.workload_version and after.workload_version != before.workload_version:
+            ctx.application_version_set(after.workload_version)
+        if context.action_results:
+            ctx.action_set({str(k): str(v) for k, v in context.action_results.items()})
+        for msg in context.action_logs:
+            ctx.action_log(msg)
+        stored = after.stored_states
+        deferred = after.deferred
+        if stored != before.stored_states or list(deferred) != list(before.deferred):
+            self._serial += 1
+            token = str(self._serial)
+            self._saved.setdefault(unit, {})[token] = (stored, deferred)
+            ctx.state_set({_STATE_KEY: token})
+
+    @staticmethod
+    def _reset(context: testing.Context[ops.CharmBase]) -> None:
+        """Contexts are reused per unit; drop what they accumulate across runs."""
+        for name in (
+            "juju_log",
+            "app_status_history",
+            "unit_status_history",
+            "workload_version_history",
+            "emitted_events",
+            "requested_storages",
+            "removed_secret_revisions",
+            "action_logs",
+            "trace_data",
+        ):
+            value = getattr(context, name, None)
+            if isinstance(value, (list, dict)):
+                value.clear()
+
+    def close(self) -> None:
+        """Nothing to release."""
+        self._contexts.clear()
+        self._saved.clear()

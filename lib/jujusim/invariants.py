@@ -1,0 +1,170 @@
+"""Invariants checked against the workload's own journal, placed in logical time.
+
+An operation lasts from the start of the hook that logged ``begin`` to the end (commit
+or failure) of the hook that logged ``end``: the most the workload could have been
+inside it. Checked: per lock, never more than ``limit`` exclusive operations at once
+and never a shared one alongside an exclusive one; every required operation done;
+the model went quiet (no hook storm, no stall).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+
+from jujusim.engine import HookRecord
+
+__all__ = ["Operation", "Verdict", "check", "operations"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Operation:
+    """One workload operation of one unit, with the hooks that began and ended it."""
+
+    unit: str
+    op: str
+    lock: str
+    mode: str
+    limit: int
+    start: float
+    end: float | None
+    """None: never ended."""
+    begin_hook: int
+    end_hook: int | None
+    end_depth: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """What the invariants say about one run."""
+
+    operations: tuple[Operation, ...]
+    max_concurrent: int
+    violations: tuple[str, ...]
+    lost_requests: int
+    completed: bool
+
+
+def operations(records: Iterable[HookRecord], since: float | None = None) -> list[Operation]:
+    """Pair begin/end lines per unit and op, in logical time; ``since`` filters by begin."""
+    open_ops: dict[tuple[str, str], tuple[HookRecord, str, str, int]] = {}
+    out: list[Operation] = []
+    for rec in records:
+        for line in rec.journal:
+            key = (line.unit, line.op)
+            if line.event == "begin":
+                if key in open_ops:
+                    # begun again without an end (e.g. a hook retried): keep the first begin
+                    continue
+                open_ops[key] = (rec, line.lock, line.mode, line.limit)
+            elif line.event == "end" and key in open_ops:
+                began, lock, mode, limit = open_ops.pop(key)
+                out.append(
+                    Operation(
+                        line.unit,
+                        line.op,
+                        lock,
+                        mode,
+                        limit,
+                        began.start,
+                        rec.end,
+                        began.index,
+                        rec.index,
+                        rec.depth,
+                    )
+                )
+    for (unit, op), (began, lock, mode, limit) in open_ops.items():
+        out.append(
+            Operation(unit, op, lock, mode, limit, began.start, None, began.index, None, None)
+        )
+    if since is not None:
+        out = [o for o in out if o.start >= since]
+    out.sort(key=lambda o: (o.start, o.unit))
+    return out
+
+
+def _exclusion(ops: Sequence[Operation]) -> tuple[int, list[str]]:
+    """Sweep over begin/end points per lock; returns max concurrency and violations."""
+    inf = float("inf")
+    by_lock: dict[str, list[Operation]] = {}
+    for o in ops:
+        by_lock.setdefault(o.lock, []).append(o)
+    max_concurrent = 0
+    violations: list[str] = []
+    for lock, lock_ops in sorted(by_lock.items()):
+        points: list[tuple[float, int, Operation]] = []
+        for o in lock_ops:
+            points.append((o.start, 1, o))
+            points.append((o.end if o.end is not None else inf, 0, o))
+        points.sort(key=lambda p: (p[0], p[1]))  # ends before begins at equal times
+        inside: list[Operation] = []
+        reported = False
+        for t, is_begin, o in points:
+            if not is_begin:
+                if o in inside:
+                    inside.remove(o)
+                continue
+            inside.append(o)
+            max_concurrent = max(max_concurrent, len(inside))
+            exclusive = [x for x in inside if x.mode == "exclusive"]
+            shared = [x for x in inside if x.mode == "shared"]
+            limit = min(x.limit for x in inside)
+            bad = len(exclusive) > limit or (exclusive and shared)
+            if bad and not reported:
+                who = ", ".join(sorted(f"{x.unit}({x.mode})" for x in inside))
+                violations.append(
+                    f"exclusion: {len(inside)} inside lock {lock!r} (limit {limit}) "
+                    f"at t={t:.1f}s: {who}"
+                )
+                reported = True  # one report per lock is enough to fail the run
+    return max_concurrent, violations
+
+
+def check(
+    records: Sequence[HookRecord],
+    *,
+    since: float | None,
+    required_units: Iterable[str],
+    removed_units: Iterable[str],
+    phase_end: str,
+    hooks_run: int,
+) -> Verdict:
+    """Evaluate every invariant; ``required_units`` must each complete an operation."""
+    ops = operations(records, since)
+    max_concurrent, violations = _exclusion(ops)
+    removed = set(removed_units)
+    done_units = {o.unit for o in ops if o.end is not None}
+    lost = 0
+    for unit in sorted(set(required_units) - removed):
+        if unit not in done_units:
+            lost += 1
+            violations.append(f"lost request: {unit} never completed its operation")
+    # requests the workload itself logged must each be followed by an end of that op
+    ends: dict[tuple[str, str], float] = {}
+    for o in ops:
+        if o.end is not None:
+            key = (o.unit, o.op)
+            ends[key] = max(ends.get(key, o.end), o.end)
+    for rec in records:
+        if since is not None and rec.start < since:
+            continue
+        for line in rec.journal:
+            if line.event != "request" or line.unit in removed:
+                continue
+            if ends.get((line.unit, line.op), -1.0) < rec.start:
+                lost += 1
+                violations.append(
+                    f"lost request: {line.unit} requested {line.op!r} at t={rec.start:.1f}s "
+                    "and never completed it"
+                )
+    for o in ops:
+        if o.end is None and o.unit not in removed:
+            violations.append(f"unfinished: {o.unit} began {o.op!r} at t={o.start:.1f}s")
+    if phase_end == "storm":
+        violations.append(f"hook storm: the model was not quiet after {hooks_run} hooks")
+    elif phase_end == "stalled":
+        violations.append("stalled: the model stopped making progress with work outstanding")
+    completed = phase_end == "quiet" and not lost and all(
+        o.end is not None or o.unit in removed for o in ops
+    )
+    return Verdict(tuple(ops), max_concurrent, tuple(dict.fromkeys(violations)), lost, completed)

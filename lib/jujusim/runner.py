@@ -1,0 +1,229 @@
+"""Run one scenario end to end and summarise it with the JSON keys of DESIGN.md."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+from jujusim.charmspec import CharmSpec, load_charm_spec
+from jujusim.context import Runtime
+from jujusim.engine import HookRecord, SimConfig, Simulator
+from jujusim.faults import FaultSpec
+from jujusim.invariants import Verdict, check, operations
+from jujusim.scenarios import SCENARIOS
+
+__all__ = ["RunResult", "default_max_hooks", "make_runtime", "run_scenario"]
+
+
+def make_runtime(name: str, charm_dir: str, workdir: str) -> Runtime:
+    """Build a runtime by name; ``process`` is imported lazily (another module owns it)."""
+    if name == "inprocess":
+        from jujusim.inprocess import InProcessRuntime
+
+        return InProcessRuntime(charm_dir, workdir)
+    if name == "process":
+        try:
+            from jujusim import process  # type: ignore[attr-defined, unused-ignore]
+        except ImportError as e:
+            raise RuntimeError(
+                "the process runtime (jujusim/process.py) is not available: "
+                f"{e}; use --runtime inprocess"
+            ) from e
+        runtime: Runtime = process.ProcessRuntime(charm_dir, workdir)
+        return runtime
+    raise ValueError(f"unknown runtime {name!r} (process or inprocess)")
+
+
+def default_max_hooks(units: int) -> int:
+    """Hook budget per phase before the run is called a hook storm."""
+    return 30 * units * units + 300
+
+
+@dataclasses.dataclass
+class RunResult:
+    """Everything a run produced: the summary, and the records reports are drawn from."""
+
+    units: int
+    runtime: str
+    scenario: str
+    seed: int
+    faults: str
+    verdict: Verdict
+    hooks: int
+    hooks_total: int
+    rounds: int
+    hook_tool_calls: int
+    hook_tool_calls_exact: bool
+    databag_bytes_max: int
+    wall_s: float
+    logical_s: float
+    end: str
+    failed_hooks: int
+    leader_changes: int
+    removed_units: list[str]
+    added_units: list[str]
+    final_leader: str | None
+    trigger_time: float
+    records: list[HookRecord] = dataclasses.field(repr=False)
+    unit_names: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def completed(self) -> bool:
+        """Quiet, and every required operation done."""
+        return self.verdict.completed
+
+    @property
+    def violations(self) -> list[str]:
+        """Invariant violations, as readable strings."""
+        return list(self.verdict.violations)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``run --json`` object (keys are a contract: extend, never rename)."""
+        ops = [o for o in self.verdict.operations if o.end is not None]
+        return {
+            "units": self.units,
+            "runtime": self.runtime,
+            "scenario": self.scenario,
+            "seed": self.seed,
+            "faults": self.faults,
+            "completed": self.completed,
+            "operations": len(ops),
+            "max_concurrent": self.verdict.max_concurrent,
+            "violations": self.violations,
+            "lost_requests": self.verdict.lost_requests,
+            "hooks": self.hooks,
+            "hooks_total": self.hooks_total,
+            "rounds": self.rounds,
+            "hook_tool_calls": self.hook_tool_calls,
+            "hook_tool_calls_exact": self.hook_tool_calls_exact,
+            "databag_bytes_max": self.databag_bytes_max,
+            "wall_s": round(self.wall_s, 3),
+            "logical_s": round(self.logical_s, 3),
+            "end": self.end,
+            "failed_hooks": self.failed_hooks,
+            "leader_changes": self.leader_changes,
+            "removed_units": self.removed_units,
+            "added_units": self.added_units,
+        }
+
+
+def run_scenario(
+    charm_dir: str,
+    *,
+    units: int,
+    scenario: str = "rolling-restart",
+    runtime: str | Runtime = "inprocess",
+    seed: int = 0,
+    faults: FaultSpec | None = None,
+    config: SimConfig | None = None,
+    max_hooks: int | None = None,
+    workdir: str | None = None,
+    progress: Callable[[Simulator, str], None] | None = None,
+    spec: CharmSpec | None = None,
+) -> RunResult:
+    """Deploy ``units`` units, settle, trigger ``scenario``, settle, check invariants."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r} (known: {', '.join(sorted(SCENARIOS))})")
+    if units < 1:
+        raise ValueError("--units must be at least 1")
+    started = time.perf_counter()
+    spec = spec or load_charm_spec(charm_dir)
+    config = dataclasses.replace(config or SimConfig(), seed=seed)
+    faults = faults or FaultSpec()
+    budget = max_hooks or default_max_hooks(units)
+    sim_holder: list[Simulator] = []
+
+    def on_hook(rec: HookRecord) -> None:
+        if progress is not None and sim_holder:
+            progress(sim_holder[0], "run")
+
+    # The runtime gets the simulator's scratch directory; build the simulator first.
+    sim = Simulator(spec, _NullRuntime(), config, faults, workdir, on_hook=on_hook)
+    sim_holder.append(sim)
+    try:
+        rt = (
+            make_runtime(runtime, spec.charm_dir, sim.workdir)
+            if isinstance(runtime, str)
+            else runtime
+        )
+        sim.runtime = rt
+        runtime_name = rt.name
+        sim.deploy(units)
+        end = sim.run_until_quiet(budget)
+        deploy_hooks = len(sim.records)
+        required: list[str] = []
+        if end == "quiet":
+            sim.mark_trigger()
+            required = SCENARIOS[scenario].trigger(sim)
+            trigger = sim.trigger_time
+
+            def done() -> bool:
+                finished = {
+                    o.unit for o in operations(sim.records, trigger) if o.end is not None
+                }
+                return all(u in finished or u in sim.removed for u in required) and not any(
+                    o.end is None for o in operations(sim.records, trigger)
+                )
+
+            end = sim.run_until_quiet(budget, done)
+        else:
+            sim.mark_trigger()
+        hooks_after = len(sim.records) - deploy_hooks
+        verdict = check(
+            sim.records,
+            since=sim.trigger_time,
+            required_units=required,
+            removed_units=sim.removed,
+            phase_end=end,
+            hooks_run=hooks_after,
+        )
+        if deploy_hooks and not required:
+            verdict = dataclasses.replace(
+                verdict,
+                violations=(*verdict.violations, f"deploy did not settle ({end})"),
+                completed=False,
+            )
+        ended = [o for o in verdict.operations if o.end is not None]
+        rounds = max(ended, key=lambda o: o.end or 0.0).end_depth or 0 if ended else 0
+        after = sim.records[deploy_hooks:]
+        return RunResult(
+            units=units,
+            runtime=runtime_name,
+            scenario=scenario,
+            seed=seed,
+            faults=str(faults),
+            verdict=verdict,
+            hooks=hooks_after,
+            hooks_total=len(sim.records),
+            rounds=rounds,
+            hook_tool_calls=sum(r.tool_calls for r in after),
+            hook_tool_calls_exact=runtime_name != "inprocess",
+            databag_bytes_max=sim.model.databag_bytes_max,
+            wall_s=time.perf_counter() - started,
+            logical_s=sim.now - (sim.trigger_time or 0.0),
+            end=end,
+            failed_hooks=sum(1 for r in after if not r.ok and r.hook.action is None),
+            leader_changes=sim.leader_changes,
+            removed_units=list(sim.removed),
+            added_units=list(sim.added),
+            final_leader=sim.model.leader,
+            trigger_time=sim.trigger_time or 0.0,
+            records=sim.records,
+            unit_names=list(sim.agents),
+        )
+    finally:
+        sim.close()
+
+
+class _NullRuntime:
+    """Placeholder until the real runtime is built in the simulator's workdir."""
+
+    name = "none"
+
+    def run(self, invocation: Any, ctx: Any) -> Any:
+        raise RuntimeError("no runtime")
+
+    def close(self) -> None:
+        pass
