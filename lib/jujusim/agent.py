@@ -86,8 +86,11 @@ class UnitAgent:
     leader_settings_version: int = -1
     config_version: int = -1
     relations: dict[int, LocalRelation] = dataclasses.field(default_factory=dict)
-    cache: dict[int, dict[str, dict[str, str]]] = dataclasses.field(default_factory=dict)
-    """Other units' bags as this agent last read them, kept across hooks (Juju's RelationCache)."""
+    cache: dict[int, dict[str, tuple[dict[str, str], int]]] = dataclasses.field(
+        default_factory=dict
+    )
+    """Other units' bags as this agent last read them, kept across hooks (Juju's
+    RelationCache), with the causal depth of the commit that wrote them."""
     update_status_due: bool = False
     actions: collections.deque[PendingAction] = dataclasses.field(
         default_factory=collections.deque

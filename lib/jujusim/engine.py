@@ -63,11 +63,9 @@ class HookRecord:
     attempt: int = 0
     tool_calls: int = 0
     journal: list[JournalRecord] = dataclasses.field(default_factory=list)
-
-    @property
-    def depth(self) -> int:
-        """Causal depth (the trigger is 0)."""
-        return self.hook.depth
+    depth: int = 0
+    """Causal depth (the trigger is 0): one more than the deepest commit that caused
+    this hook or whose data it read."""
 
 
 @dataclasses.dataclass
@@ -183,6 +181,7 @@ class Simulator:
         """``juju config``: every unit gets one (coalesced) config-changed."""
         self.model.config.update(changes)
         self.model.config_version += 1
+        self.model.config_depth = depth
         self._progress += 1
         for agent in self.agents.values():
             agent.note_cause(("config",), depth)
@@ -208,8 +207,21 @@ class Simulator:
         self._wake(unit)
 
     def mark_trigger(self) -> None:
-        """The scenario's trigger happens now; faults are armed for their window."""
+        """The scenario's trigger happens now; faults are armed for their window.
+
+        Causal depth restarts here: whatever was committed before counts as depth 0.
+        """
         self.trigger_time = self.now
+        for rel in self.model.relations.values():
+            rel.app_depth = 0
+            rel.unit_depths = dict.fromkeys(rel.unit_depths, 0)
+        self.model.leader_settings_depth = 0
+        self.model.config_depth = 0
+        for agent in self.agents.values():
+            agent.last_depth = 0
+            agent.pending_depth.clear()
+            for rid, bags in agent.cache.items():
+                agent.cache[rid] = {u: (bag, 0) for u, (bag, _) in bags.items()}
         if self.faults.enabled:
             self.fault_window = (self.now, self.now + self.faults.window)
             for _ in range(self.faults.remove):
@@ -232,7 +244,9 @@ class Simulator:
         self.model.leader_settings = new
         self.model.leader_settings_version += 1
         self._progress += 1
-        depth = self._running[unit].hook.depth if unit in self._running else 0
+        running = self._running.get(unit)
+        depth = max(running.hook.depth, running.ctx.read_depth + 1) if running else 0
+        self.model.leader_settings_depth = depth
         for name, agent in self.agents.items():
             if name != unit:
                 agent.note_cause(("leader-settings",), depth)
@@ -326,6 +340,7 @@ class Simulator:
         record.tool_calls = outcome.tool_calls or ctx.calls
         record.error = outcome.stderr[-2000:] if outcome.exit_code else ""
         record.journal = self.journal.read_new(unit)
+        record.depth = max(hook.depth, ctx.read_depth + 1)
         if record.journal:
             self._progress += 1
         lo, hi = self.config.hook_duration
@@ -369,6 +384,7 @@ class Simulator:
         running = self._running.pop(unit)
         agent.busy = False
         hook, ctx, record = running.hook, running.ctx, running.record
+        depth = record.depth
         record.end = self.now
         ok = record.exit_code == 0 and not running.injected
         if running.injected:
@@ -377,20 +393,20 @@ class Simulator:
             ok = False
             record.error = "cannot apply changes: not the leader"
         record.ok = ok
-        agent.last_depth = hook.depth
+        agent.last_depth = depth
         if hook.action is not None:
             if agent.actions and agent.actions[0] == hook.action:
                 agent.actions.popleft()
             if ok:
-                self._apply(agent, ctx, hook.depth)
+                self._apply(agent, ctx, depth)
         elif ok:
-            self._apply(agent, ctx, hook.depth)
-            self._advance_local(agent, hook)
+            self._apply(agent, ctx, depth)
+            self._advance_local(agent, hook, depth)
             agent.failed = None
             agent.attempts = 0
             agent.retry_ready = False
         else:
-            agent.failed = hook
+            agent.failed = dataclasses.replace(hook, depth=depth)
             agent.attempts += 1
             agent.retry_ready = False
             delay = min(
@@ -417,6 +433,7 @@ class Simulator:
             if not publish:
                 continue  # Juju does not publish a departing unit's last writes
             rel.unit_versions[unit] = rel.unit_versions.get(unit, 0) + 1
+            rel.unit_depths[unit] = depth
             self._progress += 1
             for name, other in self.agents.items():
                 local = other.relations.get(rid)
@@ -432,6 +449,7 @@ class Simulator:
             self.model.note_bag_size(new)
             previous = rel.app_version
             rel.app_version += 1
+            rel.app_depth = depth
             self._progress += 1
             for name, other in self.agents.items():
                 if rid not in other.relations or other.life != "alive":
@@ -451,7 +469,7 @@ class Simulator:
                 else:
                     state[k] = v
 
-    def _advance_local(self, agent: UnitAgent, hook: HookInfo) -> None:
+    def _advance_local(self, agent: UnitAgent, hook: HookInfo, depth: int) -> None:
         """Record in the agent's local state that ``hook`` ran (Juju's CommitHook)."""
         kind = hook.kind
         rid = hook.relation_id
@@ -465,7 +483,7 @@ class Simulator:
                 self.model.note_bag_size(rel.unit_bags[agent.name])
                 for name, other in self.agents.items():
                     if name != agent.name and rid in other.relations:
-                        other.note_cause(("scope", rid, agent.name), hook.depth)
+                        other.note_cause(("scope", rid, agent.name), depth)
                         self._wake(name)
         elif kind == "leader-elected":
             agent.leader = True

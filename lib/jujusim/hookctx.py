@@ -70,6 +70,8 @@ class SimHookContext:
         self.action_results: dict[str, str] = {}
         self.action_failure: str | None = None
         self.action_logs: list[str] = []
+        self.read_depth = 0
+        """Deepest commit whose data this hook read: the hook depends on it causally."""
         self.calls = 0
         """Calls made through this context (a stand-in for hook-tool calls)."""
 
@@ -130,6 +132,7 @@ class SimHookContext:
         if app:
             if owner != self.app_name:
                 raise HookToolError(f"permission denied reading application {owner!r}")
+            self.read_depth = max(self.read_depth, rel.app_depth)
             snap = self._app_snapshots.get(rid)
             if snap is None:
                 snap = dict(rel.app_bag)
@@ -143,17 +146,18 @@ class SimHookContext:
                 base = default_unit_bag(owner)
             return _apply(base, self.unit_writes.get(rid, {}))
         cache = self._agent.cache.setdefault(rid, {})
-        bag = cache.get(owner)
-        if bag is None:
+        entry = cache.get(owner)
+        if entry is None:
             committed = rel.unit_bags.get(owner)
             if committed is None:
                 raise HookToolError(
                     f'cannot read settings for unit "{owner}" in relation "{rel.rid}": '
                     "settings not found"
                 )
-            bag = dict(committed)
-            cache[owner] = bag
-        return dict(bag)
+            entry = (dict(committed), rel.unit_depths.get(owner, 0))
+            cache[owner] = entry
+        self.read_depth = max(self.read_depth, entry[1])
+        return dict(entry[0])
 
     def relation_set(self, relation_id: str, changes: Mapping[str, str], *, app: bool) -> None:
         """Buffer a write; app writes need leadership (checked again at commit)."""
@@ -171,6 +175,7 @@ class SimHookContext:
     def leader_get(self) -> dict[str, str]:
         """Cached for the hook; ``leader-set`` refreshes it."""
         self.calls += 1
+        self.read_depth = max(self.read_depth, self._model.leader_settings_depth)
         if self._leader_settings is None:
             self._leader_settings = dict(self._model.leader_settings)
         return dict(self._leader_settings)
@@ -190,6 +195,7 @@ class SimHookContext:
     def config_get(self) -> dict[str, Any]:
         """Config as of hook start."""
         self.calls += 1
+        self.read_depth = max(self.read_depth, self._model.config_depth)
         return copy.deepcopy(self._config)
 
     def goal_state(self) -> dict[str, Any]:

@@ -20,9 +20,11 @@ from __future__ import annotations
 import functools
 import importlib.util
 import inspect
+import logging
 import os
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -58,6 +60,30 @@ _BACKEND_METHODS = (
     "secret_set",
     "secret_add",
 )
+
+
+def _install_app_level_fix() -> None:
+    """Let app-level relation-changed reach the charm with no remote unit.
+
+    Scenario fills in ``JUJU_REMOTE_UNIT`` with some peer when the event names none;
+    Juju exports it empty for app-level changes (``event.unit is None`` in ops).
+    """
+    from scenario import _runtime
+
+    runtime_cls: Any = _runtime.Runtime
+    if getattr(runtime_cls, "_jujusim_app_level", False):
+        return
+    original = runtime_cls._get_event_env
+
+    def get_event_env(self: Any, state: Any, event: Any, charm_root: Any) -> dict[str, str]:
+        env: dict[str, str] = original(self, state, event, charm_root)
+        if getattr(_counter, "app_level", False):
+            env["JUJU_REMOTE_UNIT"] = ""
+        return env
+
+    runtime_cls._get_event_env = get_event_env
+    runtime_cls._jujusim_app_level = True
+    logging.getLogger("ops-scenario").setLevel(os.getenv("OPS_SCENARIO_LOGGING", "ERROR"))
 
 
 def _install_call_counter() -> None:
@@ -178,6 +204,7 @@ class InProcessRuntime:
         self._saved: dict[str, dict[str, tuple[Any, Any]]] = {}
         self._serial = 0
         _install_call_counter()
+        _install_app_level_fix()
 
     def _context(self, unit: str, app: str) -> testing.Context[ops.CharmBase]:
         context = self._contexts.get(unit)
@@ -277,6 +304,9 @@ class InProcessRuntime:
             os.environ[JOURNAL_ENV] = journal
         os.environ["SCENARIO_SKIP_CONSISTENCY_CHECKS"] = "1"
         _counter.n = 0
+        _counter.app_level = bool(
+            invocation.env.get("JUJU_RELATION_ID") and not invocation.env.get("JUJU_REMOTE_UNIT")
+        )
         exit_code = 0
         stderr = ""
         out: testing.State | None = None
@@ -288,7 +318,7 @@ class InProcessRuntime:
         except Exception as e:
             exit_code = 1
             cause = e.__cause__ or e
-            stderr = f"{type(cause).__name__}: {cause}"
+            stderr = "".join(traceback.format_exception(cause)[-12:])
         finally:
             for k, v in previous_env.items():
                 if v is None:

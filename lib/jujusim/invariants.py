@@ -143,15 +143,18 @@ def check(
     ends: dict[tuple[str, str], float] = {}
     for o in ops:
         if o.end is not None:
-            key = (o.unit, o.op)
-            ends[key] = max(ends.get(key, o.end), o.end)
+            for key in ((o.unit, o.op), (o.unit, "lock:" + o.lock)):
+                ends[key] = max(ends.get(key, o.end), o.end)
     for rec in records:
         if since is not None and rec.start < since:
             continue
         for line in rec.journal:
             if line.event != "request" or line.unit in removed:
                 continue
-            if ends.get((line.unit, line.op), -1.0) < rec.start:
+            done_at = max(
+                ends.get((line.unit, line.op), -1.0), ends.get((line.unit, "lock:" + line.lock), -1.0)
+            )
+            if done_at < rec.start:
                 lost += 1
                 violations.append(
                     f"lost request: {line.unit} requested {line.op!r} at t={rec.start:.1f}s "

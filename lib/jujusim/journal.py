@@ -41,7 +41,7 @@ class JournalRecord:
             return None
         if not isinstance(data, dict) or data.get("event") not in EVENTS:
             return None
-        op = str(data.get("op", "op"))
+        op = str(data.get("op") or data.get("lock") or "op")
         limit = data.get("limit", 1)
         mode = data.get("mode", "exclusive")
         known = {"unit", "event", "op", "lock", "limit", "mode"}

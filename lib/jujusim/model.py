@@ -40,8 +40,11 @@ class RelationData:
     unit_bags: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
     """Every unit that ever entered scope; a departed unit's data stays readable."""
     unit_versions: dict[str, int] = dataclasses.field(default_factory=dict)
+    unit_depths: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Causal depth of the commit that last wrote each unit's bag."""
     app_bag: dict[str, str] = dataclasses.field(default_factory=dict)
     app_version: int = 0
+    app_depth: int = 0
     """0 means never written: Juju runs no app-level changed for version 0."""
     scope: set[str] = dataclasses.field(default_factory=set)
     """Units currently in scope: what the other agents see as members."""
@@ -81,8 +84,10 @@ class Model:
     leader: str | None = None
     leader_settings: dict[str, str] = dataclasses.field(default_factory=dict)
     leader_settings_version: int = 0
+    leader_settings_depth: int = 0
     config: dict[str, Any] = dataclasses.field(default_factory=dict)
     config_version: int = 0
+    config_depth: int = 0
     unit_status: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
     app_status: tuple[str, str] = ("unknown", "")
     workload_version: dict[str, str] = dataclasses.field(default_factory=dict)
