@@ -14,12 +14,12 @@ the same string and costs no write, hence no event on other units.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from .errors import MalformedDataError
 
@@ -54,6 +54,10 @@ _UNIT_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}/[0-9]{1,9}")
 _TIMESTAMP = re.compile(r"[0-9T:.+Z-]{1,40}")
 
 
+_NO_LOCKS: Mapping[str, Any] = MappingProxyType({})
+_NO_QUEUES: Mapping[str, Any] = MappingProxyType({})
+
+
 class Mode(enum.Enum):
     """How a request shares a lock.
 
@@ -65,8 +69,7 @@ class Mode(enum.Enum):
     SHARED = "s"
 
 
-@dataclasses.dataclass(frozen=True)
-class LockRecord:
+class LockRecord(NamedTuple):
     """One lock in a unit's doc. A request is pending while ``id > released``."""
 
     id: int = 0
@@ -86,11 +89,16 @@ class LockRecord:
         return max(self.id, self.released) + 1
 
 
-@dataclasses.dataclass(frozen=True)
-class UnitDoc:
-    """What one unit publishes: its lock records, and the wake token it acknowledges."""
+_EMPTY_RECORD = LockRecord()
 
-    locks: Mapping[str, LockRecord] = dataclasses.field(default_factory=dict[str, LockRecord])
+
+class UnitDoc(NamedTuple):
+    """What one unit publishes: its lock records, and the wake token it acknowledges.
+
+    Treat ``locks`` as read-only; every change makes a new doc.
+    """
+
+    locks: Mapping[str, LockRecord] = _NO_LOCKS
     ack: int = 0
 
     def record(self, lock: str) -> LockRecord:
@@ -101,38 +109,33 @@ class UnitDoc:
         """A copy with ``lock``'s record replaced."""
         locks = dict(self.locks)
         locks[lock] = record
-        return dataclasses.replace(self, locks=locks)
+        return self._replace(locks=locks)
 
 
-_EMPTY_RECORD = LockRecord()
-
-
-@dataclasses.dataclass(frozen=True, order=True)
-class Entry:
+class Entry(NamedTuple):
     """A queued request: the leader's sequence number, who asked, which id, how."""
 
     seq: int
     unit: str
     id: int
-    mode: Mode = dataclasses.field(default=Mode.EXCLUSIVE, compare=False)
+    mode: Mode = Mode.EXCLUSIVE
 
 
-@dataclasses.dataclass(frozen=True)
-class Wake:
+class Wake(NamedTuple):
     """The leader asks ``unit`` to acknowledge ``token`` so that the leader runs a hook."""
 
     unit: str
     token: int
 
 
-@dataclasses.dataclass(frozen=True)
-class AppDoc:
-    """The leader's queues, one per lock, and the sequence counter they share."""
+class AppDoc(NamedTuple):
+    """The leader's queues, one per lock, and the sequence counter they share.
+
+    Treat ``queues`` as read-only; every change makes a new doc.
+    """
 
     seq: int = 0
-    queues: Mapping[str, tuple[Entry, ...]] = dataclasses.field(
-        default_factory=dict[str, tuple[Entry, ...]]
-    )
+    queues: Mapping[str, tuple[Entry, ...]] = _NO_QUEUES
     wake: Wake | None = None
 
     def queue(self, lock: str) -> tuple[Entry, ...]:

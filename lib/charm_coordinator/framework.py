@@ -11,13 +11,12 @@ or use leader settings (the queue lives in the peer application databag).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import logging
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import ops
 
@@ -92,8 +91,7 @@ class CoordinatorEvents(ops.ObjectEvents):
     lock_granted = ops.EventSource(LockGrantedEvent)
 
 
-@dataclasses.dataclass(frozen=True)
-class QueuedRequest:
+class QueuedRequest(NamedTuple):
     """One request in a lock's queue, for introspection (``lock-status`` actions)."""
 
     unit: str
@@ -168,21 +166,35 @@ class _Evidence:
         return False
 
 
-@dataclasses.dataclass
 class _View:
     """What one dispatch has read and decided so far."""
 
-    relation: ops.Relation
-    evidence: _Evidence
-    app: AppDoc
-    app_raw: str
-    app_problem: str | None
-    doc: UnitDoc
-    doc_raw: str
-    doc_problem: str | None
-    leader: bool
-    leader_checked_at: float
-    full_scan: bool = False
+    __slots__ = (
+        "app",
+        "app_problem",
+        "app_raw",
+        "doc",
+        "doc_problem",
+        "doc_raw",
+        "evidence",
+        "full_scan",
+        "leader",
+        "leader_checked_at",
+        "relation",
+    )
+
+    def __init__(self, relation: ops.Relation, evidence: _Evidence, leader: bool) -> None:
+        self.relation = relation
+        self.evidence = evidence
+        self.leader = leader
+        self.leader_checked_at = 0.0
+        self.app = AppDoc()
+        self.app_raw = ""
+        self.app_problem: str | None = None
+        self.doc = UnitDoc()
+        self.doc_raw = ""
+        self.doc_problem: str | None = None
+        self.full_scan = False
 
 
 class Coordinator(ops.Object):
@@ -410,39 +422,28 @@ class Coordinator(ops.Object):
         checked = getattr(backend, "_leader_check_time", None)
         leader_checked_at = checked if isinstance(checked, float) else time.monotonic()
         evidence = _Evidence(self, relation)
+        view = _View(relation, evidence, leader)
+        view.leader_checked_at = leader_checked_at
         stored_released: Mapping[str, Mapping[str, int]] = self._stored.released
         for unit, locks in stored_released.items():
             for lock, rid in locks.items():
                 evidence.released[(unit, lock)] = int(rid)
         evidence.departed.update(self._stored.departed)
-        app_raw = relation.data[self.model.app].get(self.key, "")
-        app_problem = None
+        view.app_raw = relation.data[self.model.app].get(self.key, "")
         try:
-            app = parse_app_doc(app_raw, self.model.app.name)
+            view.app = parse_app_doc(view.app_raw, self.model.app.name)
         except MalformedDataError as e:
             logger.error("%s; the queue is left as it is and nothing is granted", e)
-            app, app_problem = AppDoc(), e.reason
-        doc_raw = relation.data[self.model.unit].get(self.key, "")
-        doc_problem = None
+            view.app_problem = e.reason
+        view.doc_raw = relation.data[self.model.unit].get(self.key, "")
         try:
-            doc = parse_unit_doc(doc_raw, self.unit_name)
+            view.doc = parse_unit_doc(view.doc_raw, self.unit_name)
         except MalformedDataError as e:
             logger.error("%s; this unit will not overwrite it", e)
-            doc, doc_problem = UnitDoc(), e.reason
-        evidence.learn(self.unit_name, doc)
-        self._view = _View(
-            relation=relation,
-            evidence=evidence,
-            app=app,
-            app_raw=app_raw,
-            app_problem=app_problem,
-            doc=doc,
-            doc_raw=doc_raw,
-            doc_problem=doc_problem,
-            leader=leader,
-            leader_checked_at=leader_checked_at,
-        )
-        return self._view
+            view.doc_problem = e.reason
+        evidence.learn(self.unit_name, view.doc)
+        self._view = view
+        return view
 
     def _on_event(self, event: ops.EventBase) -> None:
         view = self._load()
@@ -547,7 +548,7 @@ class Coordinator(ops.Object):
         if view.full_scan:
             pruned = protocol.prune(app, ev, cheap=False)
             if pruned.queues != app.queues:
-                app = dataclasses.replace(pruned, seq=app.seq)
+                app = pruned
         raw = dump_app_doc(app)
         if raw != view.app_raw:
             view.relation.data[self.model.app][self.key] = raw

@@ -33,12 +33,12 @@ plain dicts (:class:`StaticEvidence`).
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
+from types import MappingProxyType
+from typing import NamedTuple, Protocol
 
-from .documents import AppDoc, Entry, LockRecord, Mode, UnitDoc, Wake
+from .documents import AppDoc, Entry, LockRecord, Mode, UnitDoc, Wake, check_lock_name
 
 __all__ = [
     "Evidence",
@@ -57,23 +57,45 @@ __all__ = [
 ]
 
 
-@dataclasses.dataclass(frozen=True)
 class LockSpec:
-    """A named lock: how many exclusive holders at once, and how many shared ones."""
+    """A named lock: how many exclusive holders at once, and how many shared ones.
 
-    name: str
-    limit: int = 1
-    """Exclusive holders at once: 1 is a mutex, k a rolling operation k at a time."""
-    shared_limit: int | None = None
-    """Shared holders at once; ``None`` for no limit. Shared never meets exclusive."""
+    Args:
+        name: the lock's name (letters, digits, ``_.:-``; up to 63 characters).
+        limit: exclusive holders at once: 1 is a mutex, k a rolling operation k at a time.
+        shared_limit: shared holders at once; ``None`` for no limit. Shared requests
+            never hold alongside exclusive ones.
 
-    def __post_init__(self) -> None:
-        if type(self.limit) is not int or self.limit < 1:
-            raise ValueError(f"lock {self.name!r}: limit must be a whole number >= 1")
-        if self.shared_limit is not None and (
-            type(self.shared_limit) is not int or self.shared_limit < 1
-        ):
-            raise ValueError(f"lock {self.name!r}: shared_limit must be None or >= 1")
+    Raises:
+        ValueError: a bad name or limit.
+    """
+
+    __slots__ = ("limit", "name", "shared_limit")
+
+    def __init__(self, name: str, limit: int = 1, shared_limit: int | None = None) -> None:
+        check_lock_name(name)
+        if type(limit) is not int or limit < 1:
+            raise ValueError(f"lock {name!r}: limit must be a whole number >= 1")
+        if shared_limit is not None and (type(shared_limit) is not int or shared_limit < 1):
+            raise ValueError(f"lock {name!r}: shared_limit must be None or >= 1")
+        self.name = name
+        self.limit = limit
+        self.shared_limit = shared_limit
+
+    def __repr__(self) -> str:
+        return f"LockSpec({self.name!r}, limit={self.limit}, shared_limit={self.shared_limit})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LockSpec):
+            return NotImplemented
+        return (self.name, self.limit, self.shared_limit) == (
+            other.name,
+            other.limit,
+            other.shared_limit,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.limit, self.shared_limit))
 
 
 class Evidence(Protocol):
@@ -88,13 +110,10 @@ class Evidence(Protocol):
         ...
 
 
-@dataclasses.dataclass(frozen=True)
-class StaticEvidence:
+class StaticEvidence(NamedTuple):
     """Evidence from plain values: released ids per (unit, lock) and departed units."""
 
-    released: Mapping[tuple[str, str], int] = dataclasses.field(
-        default_factory=dict[tuple[str, str], int]
-    )
+    released: Mapping[tuple[str, str], int] = MappingProxyType({})
     departed: frozenset[str] = frozenset()
 
     def is_dead(self, lock: str, entry: Entry, *, cheap: bool = False) -> bool:
@@ -136,13 +155,13 @@ def release(doc: UnitDoc, lock: str) -> UnitDoc:
     rec = doc.record(lock)
     if not rec.pending:
         return doc
-    return doc.with_record(lock, dataclasses.replace(rec, released=rec.id, at=None))
+    return doc.with_record(lock, rec._replace(released=rec.id, at=None))
 
 
 def acknowledge(doc: UnitDoc, app: AppDoc, me: str) -> UnitDoc:
     """Answer the leader's wake-up call if it names this unit."""
     if app.wake is not None and app.wake.unit == me and doc.ack != app.wake.token:
-        return dataclasses.replace(doc, ack=app.wake.token)
+        return doc._replace(ack=app.wake.token)
     return doc
 
 
@@ -162,8 +181,7 @@ class State(enum.Enum):
     """Queued, and the rule says it holds."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Standing:
+class Standing(NamedTuple):
     """A unit's standing for one lock, in its view."""
 
     lock: str
@@ -233,7 +251,7 @@ def prune(app: AppDoc, evidence: Evidence, *, cheap: bool = True) -> AppDoc:
         kept = tuple(live_entries(queue, lock, evidence, cheap=cheap))
         if kept:
             queues[lock] = kept
-    return dataclasses.replace(app, queues=queues)
+    return app._replace(queues=queues)
 
 
 def sequence(
@@ -286,9 +304,9 @@ def sequence(
     )
     others = [p for p in peers if p != me]
     if wake_needed and others and _own_entry_holds(new, me, appended, evidence, specs):
-        new = dataclasses.replace(new, wake=Wake(unit=sorted(others)[0], token=new.seq))
+        new = new._replace(wake=Wake(unit=sorted(others)[0], token=new.seq))
     elif app.wake is not None and not appended:
-        new = dataclasses.replace(new, wake=app.wake)
+        new = new._replace(wake=app.wake)
     return new
 
 
