@@ -89,12 +89,11 @@ def main() -> None:
 
     print(f"{n} units queued on one lock; app doc {len(app_raw)} bytes")
     print(f"{'hook':34} {'CPU us':>8} {'peer bags read':>15}")
-    print(
-        f"{'unit at the back: standing':34} {per_call(back_of_queue) * 1e6:8.1f} {back_of_queue():>15}"
-    )
-    print(
-        f"{'next in line after a release':34} {per_call(next_in_line) * 1e6:8.1f} {next_in_line():>15}"
-    )
+    for label, fn in (
+        ("unit at the back: standing", back_of_queue),
+        ("next in line after a release", next_in_line),
+    ):
+        print(f"{label:34} {per_call(fn) * 1e6:8.1f} {fn():>15}")
     print(f"{'leader: queue a new request':34} {per_call(leader_step) * 1e6:8.1f} {'-':>15}")
     print("goal: under 1000 us per hook; reads do not grow with N")
 
