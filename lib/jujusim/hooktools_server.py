@@ -38,7 +38,7 @@ if [[ $t == relation-set || $t == state-set ]]; then
   p=
   for a; do
     if [[ $a == --file=- || ( $p == --file && $a == - ) ]]; then
-      IFS= read -r -d '' in
+      IFS= read -r -d '' -N 67108864 in  # -N reads in blocks, not byte by byte
       break
     fi
     p=$a

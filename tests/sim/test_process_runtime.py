@@ -427,3 +427,32 @@ def test_stdin_with_newlines_and_unicode_round_trips(shell_rt: ProcessRuntime) -
                          env=env, check=True, text=True, capture_output=True)  # fmt: skip
     assert json.loads(got.stdout) == value
     assert ctx.pending_unit == {"k": value}
+
+
+def test_concurrent_hooks_of_different_units(ops_rt: ProcessRuntime, out: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    contexts = [MemContext(f"proc/{n}", config={"greeting": str(n)}) for n in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(lambda c: hook(ops_rt, c, "update-status"), contexts))
+    assert [o.exit_code for o in outcomes] == [0, 0, 0, 0]
+    assert all(o.tool_calls > 0 for o in outcomes)
+    assert [c.statuses["unit"] for c in contexts] == [("active", f"ok {n}") for n in range(4)]
+
+
+def test_large_values_round_trip(shell_rt: ProcessRuntime) -> None:
+    import subprocess
+
+    from jujusim.hooktools import ToolSession
+
+    ctx = MemContext("procsh/0")
+    session = ToolSession(ctx, HookInvocation(unit="procsh/0", kind="hook", name="x"), PEER_ENV)
+    shell_rt._server.register("ctx-big", session)
+    env = dict(os.environ, JUJU_CONTEXT_ID="ctx-big")
+    value = "0123456789" * 50_000
+    subprocess.run([os.path.join(shell_rt.tools_dir, "relation-set"), "--file=-"],
+                   input=json.dumps({"k": value}), env=env, check=True, text=True)  # fmt: skip
+    got = subprocess.run([os.path.join(shell_rt.tools_dir, "relation-get"), "--format=json",
+                          "-", "procsh/0"],
+                         env=env, check=True, text=True, capture_output=True)  # fmt: skip
+    assert json.loads(got.stdout)["k"] == value
