@@ -37,14 +37,17 @@ PEER_ENV = {
 }
 
 
-def median_ms(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm caches (pyc, page cache)
-    samples = []
+def medians_ms(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Median wall time of each fn; rounds interleave them so load drift hits all alike."""
+    for fn in fns.values():
+        fn()  # warm caches (pyc, page cache)
+    samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1000
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(xs) * 1000 for name, xs in samples.items()}
 
 
 def main() -> None:
@@ -90,30 +93,40 @@ def main() -> None:
 
             return run
 
-        import_ops = median_ms(
-            lambda: subprocess.run([sys.executable, "-c", "import ops"], check=True),
+        hooks = medians_ms(
+            {
+                "import": lambda: subprocess.run([sys.executable, "-c", "import ops"], check=True),
+                "update-status": hook("update-status", {}),
+                "peer-relation-changed": hook("peer-relation-changed", PEER_ENV),
+            },
             opts.repeat,
         )
-        update_status = median_ms(hook("update-status", {}), opts.repeat)
-        peer_changed = median_ms(hook("peer-relation-changed", PEER_ENV), opts.repeat)
-        true_ms = median_ms(tool(["/bin/true"]), opts.repeat * 4)
-        leader_ms = median_ms(tool(is_leader), opts.repeat * 4)
-        get_ms = median_ms(tool(rel_get), opts.repeat * 4)
-        set_ms = median_ms(tool(rel_set, '{"seen": "2"}'), opts.repeat * 4)
+        tools = medians_ms(
+            {
+                "true": tool(["/bin/true"]),
+                "is-leader": tool(is_leader),
+                "relation-get": tool(rel_get),
+                "relation-set": tool(rel_set, '{"seen": "2"}'),
+            },
+            opts.repeat * 4,
+        )
         runtime.close()
 
-    print(f"hook-tool client: {runtime.client_kind}; median of {opts.repeat} runs")
-    print(f"(a) python -c 'import ops'              {import_ops:7.1f} ms")
-    for name, ms in (("update-status", update_status), ("peer-relation-changed", peer_changed)):
-        tools = calls[name] * leader_ms
+    import_ops, leader_ms = hooks["import"], tools["is-leader"]
+    print(f"hook-tool client: {runtime.client_kind}; medians of {opts.repeat} interleaved runs")
+    label = "(a) python -c 'import ops'"
+    print(f"{label:<40}{import_ops:7.1f} ms")
+    for name in ("update-status", "peer-relation-changed"):
+        ms, spent = hooks[name], calls[name] * leader_ms
         print(
             f"(b) {name:<36}{ms:7.1f} ms  ratio (b)/(a) {ms / import_ops:4.2f}  "
-            f"tool calls {calls[name]:2d} (~{tools:.0f} ms, {tools / import_ops:.0%} of (a))"
+            f"tool calls {calls[name]:2d} (~{spent:.0f} ms, {spent / import_ops:.0%} of (a); "
+            f"without them {(ms - spent) / import_ops:4.2f})"
         )
-    print(f"(c) /bin/true via subprocess.run          {true_ms:7.2f} ms  (process floor)")
+    print(f"(c) /bin/true via subprocess.run          {tools['true']:7.2f} ms  (process floor)")
     print(f"(c) is-leader --format=json               {leader_ms:7.2f} ms")
-    print(f"(c) relation-get --format=json -r .. - u  {get_ms:7.2f} ms")
-    print(f"(c) relation-set -r .. --file - (stdin)   {set_ms:7.2f} ms")
+    print(f"(c) relation-get --format=json -r .. - u  {tools['relation-get']:7.2f} ms")
+    print(f"(c) relation-set -r .. --file - (stdin)   {tools['relation-set']:7.2f} ms")
 
 
 if __name__ == "__main__":
