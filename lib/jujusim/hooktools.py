@@ -181,7 +181,7 @@ def _relation_get(c: _Call) -> str:
 def _relation_set(c: _Call) -> str:
     rid = _relation(c)
     changes = _read_file_arg(c)
-    changes.update(parse_key_values(c.args, "relation-set"))
+    changes.update(parse_key_values(c.args))
     if changes:
         c.ctx.relation_set(rid, changes, app=bool(c.opts["app"]))
     return ""
@@ -209,7 +209,7 @@ def _leader_get(c: _Call) -> str:
 
 
 def _leader_set(c: _Call) -> str:
-    c.ctx.leader_set(parse_key_values(c.args, "leader-set"))
+    c.ctx.leader_set(parse_key_values(c.args))
     return ""
 
 
@@ -305,7 +305,7 @@ def _action_get(c: _Call) -> str:
 
 def _action_set(c: _Call) -> str:
     _require_action(c)
-    results = parse_key_values(c.args, "action-set")
+    results = parse_key_values(c.args)
     for key in results:
         if not all(_ACTION_KEY.match(part) for part in key.split(".")):
             raise UsageError(
@@ -348,7 +348,7 @@ def _state_get(c: _Call) -> str:
 
 def _state_set(c: _Call) -> str:
     changes = _read_file_arg(c)
-    changes.update(parse_key_values(c.args, "state-set"))
+    changes.update(parse_key_values(c.args))
     for key in [k for k, v in changes.items() if v == ""]:
         del changes[key]
         c.ctx.state_delete(key)

@@ -156,7 +156,7 @@ def parse_settings_document(text: str) -> dict[str, str]:
     return {str(k): _as_str(v) for k, v in data.items()}
 
 
-def parse_key_values(args: Sequence[str], tool: str) -> dict[str, str]:
+def parse_key_values(args: Sequence[str]) -> dict[str, str]:
     """``key=value`` arguments; ``key=`` means delete for relation-set and leader-set."""
     out: dict[str, str] = {}
     for arg in args:
