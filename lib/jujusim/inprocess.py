@@ -10,6 +10,9 @@ are committed only when the hook commits, as ops does with its SQLite file.
 Remote units' bags are given to Scenario lazily: a bag is read from the context (and
 so enters the agent's cache) only when the charm reads it.
 
+``status-set``, ``juju-log`` and ``application-version-set`` are forwarded to the
+context the moment the charm makes them (they are immediate in Juju).
+
 Hook-tool calls are counted as calls into Scenario's model backend, which is where
 ops would run a hook tool; ops' own caching is the same in both cases, so the count
 is close to, but not exactly, what the ``process`` runtime measures.
@@ -105,6 +108,34 @@ def _install_call_counter() -> None:
     for name in _BACKEND_METHODS:
         if hasattr(backend, name):
             setattr(backend, name, wrap(getattr(backend, name)))
+
+    # status-set, juju-log and application-version-set are immediate in Juju: forward
+    # them to the hook context as they happen, so they stand even if the hook fails.
+    status_set = backend.status_set
+    juju_log = backend.juju_log
+    version_set = backend.application_version_set
+
+    def immediate_status_set(self: Any, status: str, message: str = "", *, is_app: bool = False) -> None:
+        status_set(self, status, message, is_app=is_app)
+        ctx = getattr(_counter, "ctx", None)
+        if ctx is not None:
+            ctx.status_set(status, message, application=is_app)
+
+    def immediate_juju_log(self: Any, level: str, message: str) -> None:
+        juju_log(self, level, message)
+        ctx = getattr(_counter, "ctx", None)
+        if ctx is not None:
+            ctx.juju_log(level, message)
+
+    def immediate_version_set(self: Any, version: str) -> None:
+        version_set(self, version)
+        ctx = getattr(_counter, "ctx", None)
+        if ctx is not None:
+            ctx.application_version_set(version)
+
+    backend.status_set = immediate_status_set
+    backend.juju_log = immediate_juju_log
+    backend.application_version_set = immediate_version_set
     backend._jujusim_counted = True
 
 
@@ -304,6 +335,7 @@ class InProcessRuntime:
             os.environ[JOURNAL_ENV] = journal
         os.environ["SCENARIO_SKIP_CONSISTENCY_CHECKS"] = "1"
         _counter.n = 0
+        _counter.ctx = ctx
         _counter.app_level = bool(
             invocation.env.get("JUJU_RELATION_ID") and not invocation.env.get("JUJU_REMOTE_UNIT")
         )
@@ -320,14 +352,13 @@ class InProcessRuntime:
             cause = e.__cause__ or e
             stderr = "".join(traceback.format_exception(cause)[-12:])
         finally:
+            _counter.ctx = None
             for k, v in previous_env.items():
                 if v is None:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
         calls = int(getattr(_counter, "n", 0))
-        for line in context.juju_log:
-            ctx.juju_log(line.level, line.message)
         if out is not None and exit_code == 0:
             self._translate(ctx, unit, state, out, context)
         self._reset(context)
@@ -353,12 +384,6 @@ class InProcessRuntime:
             app_delta = _delta(old.local_app_data, rel.local_app_data)
             if app_delta:
                 ctx.relation_set(rid, app_delta, app=True)
-        if after.unit_status != before.unit_status:
-            ctx.status_set(after.unit_status.name, after.unit_status.message, application=False)
-        if after.leader and after.app_status != before.app_status:
-            ctx.status_set(after.app_status.name, after.app_status.message, application=True)
-        if after.workload_version and after.workload_version != before.workload_version:
-            ctx.application_version_set(after.workload_version)
         if context.action_results:
             ctx.action_set({str(k): str(v) for k, v in context.action_results.items()})
         for msg in context.action_logs:
