@@ -20,10 +20,10 @@ from typing import Any, NamedTuple
 
 import ops
 
-from . import protocol
+from . import _evidence, protocol
+from ._evidence import BagEvidence
 from .documents import (
     AppDoc,
-    Entry,
     Mode,
     UnitDoc,
     dump_app_doc,
@@ -38,7 +38,7 @@ __all__ = ["Coordinator", "CoordinatorEvents", "LockGrantedEvent", "QueuedReques
 
 logger = logging.getLogger(__name__)
 
-LEASE_SAFE_SECONDS = 20.0
+LEASE_SAFE_SECONDS = _evidence.LEASE_SAFE_SECONDS
 """Juju guarantees leadership for 30 s after is-leader; write app data well inside that."""
 
 _REGISTRY: weakref.WeakKeyDictionary[ops.Framework, dict[str, Coordinator]] = (
@@ -101,71 +101,6 @@ class QueuedRequest(NamedTuple):
     holding: bool
 
 
-class _Evidence:
-    """Protocol evidence over peer databags: lazy reads, and memory of deaths."""
-
-    def __init__(self, coordinator: Coordinator, relation: ops.Relation) -> None:
-        self._c = coordinator
-        self._relation = relation
-        self._members = {u.name: u for u in relation.units}
-        self.docs: dict[str, UnitDoc] = {}
-        self.problems: dict[str, str] = {}
-        self.released: dict[tuple[str, str], int] = {}
-        self.departed: set[str] = set()
-        self.reads = 0
-        self._goal: set[str] | None = None
-        self._goal_read = False
-
-    def learn(self, unit: str, doc: UnitDoc) -> None:
-        self.docs[unit] = doc
-        for lock, rec in doc.locks.items():
-            if rec.released > self.released.get((unit, lock), 0):
-                self.released[(unit, lock)] = rec.released
-
-    def read(self, unit: str) -> UnitDoc | None:
-        """The unit's doc as this hook sees it; None if unreadable or malformed."""
-        if unit in self.docs:
-            return self.docs[unit]
-        if unit in self.problems or unit not in self._members:
-            return None
-        self.reads += 1
-        raw = self._relation.data[self._members[unit]].get(self._c.key)
-        try:
-            doc = parse_unit_doc(raw, unit)
-        except MalformedDataError as e:
-            self.problems[unit] = e.reason
-            logger.warning("%s; its requests are treated as live and none is queued", e)
-            return None
-        self.learn(unit, doc)
-        return doc
-
-    def members(self) -> list[str]:
-        return sorted(self._members)
-
-    def goal_units(self) -> set[str] | None:
-        if not self._goal_read:
-            self._goal_read = True
-            self._goal = self._c._goal_state_units()  # pyright: ignore[reportPrivateUsage]
-        return self._goal
-
-    def is_dead(self, lock: str, entry: Entry, *, cheap: bool = False) -> bool:
-        if entry.unit in self.departed:
-            return True
-        if self.released.get((entry.unit, lock), 0) >= entry.id:
-            return True
-        if cheap or entry.unit == self._c.unit_name:
-            return False
-        if entry.unit in self._members:
-            self.read(entry.unit)
-            return self.released.get((entry.unit, lock), 0) >= entry.id
-        goal = self.goal_units()
-        if goal is not None and entry.unit not in goal:
-            # Rule 7: a unit absent from goal-state is gone, whoever saw it leave.
-            self.departed.add(entry.unit)
-            return True
-        return False
-
-
 class _View:
     """What one dispatch has read and decided so far."""
 
@@ -183,7 +118,7 @@ class _View:
         "relation",
     )
 
-    def __init__(self, relation: ops.Relation, evidence: _Evidence, leader: bool) -> None:
+    def __init__(self, relation: ops.Relation, evidence: BagEvidence, leader: bool) -> None:
         self.relation = relation
         self.evidence = evidence
         self.leader = leader
@@ -421,14 +356,19 @@ class Coordinator(ops.Object):
         backend = getattr(self.model, "_backend", None)
         checked = getattr(backend, "_leader_check_time", None)
         leader_checked_at = checked if isinstance(checked, float) else time.monotonic()
-        evidence = _Evidence(self, relation)
+        members = {u.name: u for u in relation.units}
+        key = self.key
+
+        def read_raw(unit: str) -> str | None:
+            return relation.data[members[unit]].get(key)
+
+        evidence = BagEvidence(
+            self.unit_name, members, read_raw, self._goal_state_units, _report_malformed
+        )
         view = _View(relation, evidence, leader)
         view.leader_checked_at = leader_checked_at
         stored_released: Mapping[str, Mapping[str, int]] = self._stored.released
-        for unit, locks in stored_released.items():
-            for lock, rid in locks.items():
-                evidence.released[(unit, lock)] = int(rid)
-        evidence.departed.update(self._stored.departed)
+        evidence.restore(stored_released, self._stored.departed)
         view.app_raw = relation.data[self.model.app].get(self.key, "")
         try:
             view.app = parse_app_doc(view.app_raw, self.model.app.name)
@@ -530,25 +470,14 @@ class Coordinator(ops.Object):
                 "leadership last confirmed %.0fs ago; not writing the queue this hook", age
             )
             return view.app
-        ev = view.evidence
-        if view.full_scan:
-            for unit in ev.members():
-                ev.read(unit)
-        candidates = {u: d for u, d in ev.docs.items() if u not in ev.problems}
-        candidates[self.unit_name] = doc
-        app = protocol.sequence(
+        app = _evidence.lead(
             view.app,
-            self.unit_name,
-            candidates,
-            ev,
+            doc,
+            view.evidence,
             self.specs,
-            peers=ev.members(),
+            full_scan=view.full_scan,
             wake_needed=not self._stored.self_app_events,
         )
-        if view.full_scan:
-            pruned = protocol.prune(app, ev, cheap=False)
-            if pruned.queues != app.queues:
-                app = pruned
         raw = dump_app_doc(app)
         if raw != view.app_raw:
             view.relation.data[self.model.app][self.key] = raw
@@ -557,13 +486,13 @@ class Coordinator(ops.Object):
 
     def _remember(self, view: _View, app: AppDoc) -> None:
         """Keep deaths learnt, for units still queued only (bounded memory)."""
-        queued = {e.unit for q in (*app.queues.values(), *view.app.queues.values()) for e in q}
-        released: dict[str, dict[str, int]] = {}
-        for (unit, lock), rid in view.evidence.released.items():
-            if unit in queued and unit != self.unit_name:
-                released.setdefault(unit, {})[lock] = rid
+        released, departed = view.evidence.remembered(app, view.app)
         self._stored.released = released
-        self._stored.departed = sorted(u for u in view.evidence.departed if u in queued)
+        self._stored.departed = departed
+
+
+def _report_malformed(e: MalformedDataError) -> None:
+    logger.warning("%s; its requests are treated as live and none is queued", e)
 
 
 def _peer_relation_name(meta: ops.CharmMeta, wanted: str | None) -> tuple[str | None, str]:
