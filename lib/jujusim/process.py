@@ -120,6 +120,14 @@ class ProcessRuntime:
             if not os.path.lexists(link):
                 os.symlink(source, link)
 
+    def forget_unit(self, unit: str) -> None:
+        """Delete a removed unit's directory and ports, so a unit of that name starts afresh."""
+        path = os.path.join(self.workdir, "units", unit.replace("/", "-"))
+        with self._lock:
+            self._prepared.discard(os.path.join(path, "charm"))
+            self._ports.pop(unit, None)
+            shutil.rmtree(path, ignore_errors=True)
+
     def unit_ports(self, unit: str) -> dict[str, tuple[str, ...]]:
         """Ports the unit has opened, as committed by its successful hooks."""
         with self._lock:

@@ -456,3 +456,12 @@ def test_large_values_round_trip(shell_rt: ProcessRuntime) -> None:
                           "-", "procsh/0"],
                          env=env, check=True, text=True, capture_output=True)  # fmt: skip
     assert json.loads(got.stdout)["k"] == value
+
+
+def test_forget_unit_resets_its_state(ops_rt: ProcessRuntime, out: Path) -> None:
+    ctx = MemContext(config={"greeting": "a"})
+    assert hook(ops_rt, ctx, "update-status").exit_code == 0
+    ops_rt.forget_unit("proc/0")
+    assert not os.path.exists(ops_rt.unit_charm_dir("proc/0") + "/.unit-state.db")
+    assert hook(ops_rt, ctx, "update-status").exit_code == 0
+    assert [r["hooks"] for r in reports(out)] == [1, 1]
