@@ -36,7 +36,11 @@ JUJU_VERSION = "3.6.8"
 
 _STATE_NAMES = frozenset({".juju-persistent-config"})
 _STATE_PREFIXES = (".unit-state.db", ".charmhelpers.")
-_SCRUBBED = frozenset({"CHARM_DIR", "OPERATOR_DISPATCH", "UNIT_STATE_DB"})
+# PYTHONDONTWRITEBYTECODE: Juju's hooks write bytecode caches; without them every hook
+# would recompile the charm and its libraries (~20 ms each), which Juju never pays.
+_SCRUBBED = frozenset(
+    {"CHARM_DIR", "OPERATOR_DISPATCH", "UNIT_STATE_DB", "PYTHONDONTWRITEBYTECODE"}
+)
 
 
 def _is_state_file(name: str) -> bool:
