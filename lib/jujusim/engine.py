@@ -115,6 +115,7 @@ class Simulator:
         if workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="jujusim-")
             workdir = self._tmp.name
+        os.makedirs(workdir, exist_ok=True)
         self.workdir = workdir
         self.journal = JournalReader(os.path.join(workdir, "journal.jsonl"))
         for rel_id, endpoint in enumerate(charm.peer_endpoints):

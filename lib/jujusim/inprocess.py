@@ -51,7 +51,6 @@ _BACKEND_METHODS = (
     "config_get",
     "status_get",
     "status_set",
-    "juju_log",
     "application_version_set",
     "network_get",
     "action_get",
@@ -115,7 +114,9 @@ def _install_call_counter() -> None:
     juju_log = backend.juju_log
     version_set = backend.application_version_set
 
-    def immediate_status_set(self: Any, status: str, message: str = "", *, is_app: bool = False) -> None:
+    def immediate_status_set(
+        self: Any, status: str, message: str = "", *, is_app: bool = False
+    ) -> None:
         status_set(self, status, message, is_app=is_app)
         ctx = getattr(_counter, "ctx", None)
         if ctx is not None:

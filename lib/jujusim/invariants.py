@@ -152,7 +152,8 @@ def check(
             if line.event != "request" or line.unit in removed:
                 continue
             done_at = max(
-                ends.get((line.unit, line.op), -1.0), ends.get((line.unit, "lock:" + line.lock), -1.0)
+                ends.get((line.unit, line.op), -1.0),
+                ends.get((line.unit, "lock:" + line.lock), -1.0),
             )
             if done_at < rec.start:
                 lost += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shlex
 import sys
 import time
 from typing import TextIO
@@ -131,7 +132,7 @@ def summary(result: RunResult) -> str:
     lines.append(
         f"  replay: python -m jujusim run CHARM_DIR --units {data['units']} "
         f"--scenario {data['scenario']} --runtime {data['runtime']} --seed {data['seed']} "
-        f"--faults {data['faults']}"
+        f"--faults {shlex.quote(data['faults'])}"
     )
     return "\n".join(lines)
 

@@ -45,7 +45,7 @@ class OrderedCharm(ops.CharmBase):
         if self._stored.requested != token:
             self._stored.requested = token
             journal(self.unit.name, "request")
-        for unit in rel.units:
+        for unit in sorted(rel.units, key=lambda u: u.name):
             if int(unit.name.split("/")[1]) < me and rel.data[unit].get("done") != token:
                 self.unit.status = ops.WaitingStatus(f"waiting for {unit.name}")
                 return
