@@ -20,11 +20,14 @@ is close to, but not exactly, what the ``process`` runtime measures.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import inspect
 import logging
 import os
+import pathlib
+import tempfile
 import sys
 import threading
 import traceback
@@ -32,6 +35,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import ops
+import yaml
 from jujusim.charmspec import CharmSpec, load_charm_spec
 from jujusim.context import HookContext, HookInvocation, HookOutcome, HookToolError
 from jujusim.journal import JOURNAL_ENV
@@ -86,6 +90,35 @@ def _install_app_level_fix() -> None:
     runtime_cls._get_event_env = get_event_env
     runtime_cls._jujusim_app_level = True
     logging.getLogger("ops-scenario").setLevel(os.getenv("OPS_SCENARIO_LOGGING", "ERROR"))
+
+
+_ROOT_MARKER = ".jujusim-charm-root"
+
+
+def _install_fixed_charm_root() -> None:
+    """Skip Scenario's per-run temporary charm root when we prepared one ourselves.
+
+    Scenario writes metadata/config/actions YAML into a fresh directory for every
+    event; that is most of its per-hook cost. A root we wrote once is reused as is.
+    """
+    from scenario import _runtime
+
+    runtime_cls: Any = _runtime.Runtime
+    if getattr(runtime_cls, "_jujusim_fixed_root", False):
+        return
+    original = runtime_cls._virtual_charm_root
+
+    @contextlib.contextmanager
+    def virtual_charm_root(self: Any) -> Iterator[Any]:
+        root = self._charm_root
+        if root is not None and os.path.exists(os.path.join(str(root), _ROOT_MARKER)):
+            yield pathlib.Path(root)
+            return
+        with original(self) as path:
+            yield path
+
+    runtime_cls._virtual_charm_root = virtual_charm_root
+    runtime_cls._jujusim_fixed_root = True
 
 
 def _install_call_counter() -> None:
@@ -235,6 +268,22 @@ class InProcessRuntime:
         self._contexts: dict[str, testing.Context[ops.CharmBase]] = {}
         self._saved: dict[str, dict[str, tuple[Any, Any]]] = {}
         self._serial = 0
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if workdir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="jujusim-inprocess-")
+            workdir = self._tmp.name
+        self.charm_root = os.path.join(workdir, "charm-root")
+        os.makedirs(self.charm_root, exist_ok=True)
+        for name, doc in (
+            ("metadata.yaml", self.spec.meta),
+            ("config.yaml", self.spec.config),
+            ("actions.yaml", self.spec.actions),
+        ):
+            with open(os.path.join(self.charm_root, name), "w", encoding="utf-8") as f:
+                yaml.safe_dump(dict(doc), f)
+        with open(os.path.join(self.charm_root, _ROOT_MARKER), "w", encoding="utf-8"):
+            pass
+        _install_fixed_charm_root()
         _install_call_counter()
         _install_app_level_fix()
 
@@ -248,6 +297,7 @@ class InProcessRuntime:
                 actions=dict(self.spec.actions) or None,
                 app_name=app,
                 unit_id=int(unit.rsplit("/", 1)[1]),
+                charm_root=self.charm_root,
             )
             self._contexts[unit] = context
         return context
@@ -416,6 +466,8 @@ class InProcessRuntime:
                 value.clear()
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Drop per-unit contexts and the scratch charm root."""
         self._contexts.clear()
         self._saved.clear()
+        if self._tmp is not None:
+            self._tmp.cleanup()
