@@ -288,11 +288,19 @@ class Coordinator(ops.Object):
             elif s.state is State.REQUESTED:
                 parts.append(f"{name}: requested, not yet queued by the leader")
             else:
-                ahead = [q for q in self.queue(name) if s.entry and q.seq < s.entry.seq]
-                who = ", ".join(sorted({q.unit for q in ahead if q.holding})[:2]) or (
-                    s.blockers[0] if s.blockers else "?"
+                # Cheap on purpose (charms call this in every hook): the position counts
+                # entries not yet known to be released, and reads no further bags.
+                view = self._load()
+                assert view is not None and s.entry is not None
+                ahead = sum(
+                    1
+                    for e in protocol.live_entries(
+                        view.app.queue(name), name, view.evidence, cheap=True
+                    )
+                    if e.seq < s.entry.seq
                 )
-                parts.append(f"{name}: {_ordinal(len(ahead) + 1)} in queue, waiting for {who}")
+                who = s.blockers[0] if s.blockers else "?"
+                parts.append(f"{name}: {_ordinal(ahead + 1)} in queue, waiting for {who}")
         for owner, reason in sorted(self.problems.items()):
             parts.append(f"bad coordinator data from {owner}: {reason}")
         return "; ".join(parts)

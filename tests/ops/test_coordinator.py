@@ -272,3 +272,37 @@ def test_missing_peer_relation_is_reported_not_raised() -> None:
     ctx = testing.Context(charm.CoordinatedAppCharm, meta=meta, config=CONFIG, actions=ACTIONS)
     out = ctx.run(ctx.on.config_changed(), testing.State(config={"restart-token": "x"}))
     assert "declares no peer relation" in out.unit_status.message
+
+
+@pytest.mark.parametrize("n", [5, 30])
+def test_far_back_unit_reads_few_peer_bags_and_remembers_releases(
+    n: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[str] = []
+    from charm_coordinator._evidence import BagEvidence
+
+    original = BagEvidence.read
+
+    def counting(self: BagEvidence, who: str) -> object:
+        if who not in self.docs and who not in self.problems:
+            reads.append(who)
+        return original(self, who)
+
+    monkeypatch.setattr(BagEvidence, "read", counting)
+    me = n - 1
+    entries = [[i + 1, unit(i), 1, "x"] for i in range(n)]
+    others = {i: udoc({"restart": {"id": 1, "released": 1 if i < 3 else 0}}) for i in range(n - 1)}
+    rel = testing.PeerRelation(
+        "cluster",
+        local_unit_data=udoc({"restart": {"id": 1, "released": 0}}),
+        local_app_data=adoc(n, entries),
+        peers_data=others,
+    )
+    ctx = context(unit_id=me)
+    out = ctx.run(ctx.on.update_status(), testing.State(relations={rel}))
+    # three released heads and the first live one
+    assert reads == [unit(0), unit(1), unit(2), unit(3)]
+    reads.clear()
+    ctx.run(ctx.on.update_status(), out)
+    # the releases are remembered: only the first live entry is read again
+    assert reads == [unit(3)]
