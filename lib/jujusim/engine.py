@@ -526,6 +526,9 @@ class Simulator:
             self.model.dying.remove(agent.name)
         self.removed.append(agent.name)
         self._progress += 1
+        forget = getattr(self.runtime, "forget_unit", None)  # optional runtime hook
+        if callable(forget):
+            forget(agent.name)
         if self.model.leader == agent.name:
             lo, hi = self.config.election_delay
             self._push(self.now + self.rng.uniform(lo, hi), _ELECT, "")

@@ -27,15 +27,16 @@ import inspect
 import logging
 import os
 import pathlib
-import tempfile
 import sys
+import tempfile
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import ops
 import yaml
+
+import ops
 from jujusim.charmspec import CharmSpec, load_charm_spec
 from jujusim.context import HookContext, HookInvocation, HookOutcome, HookToolError
 from jujusim.journal import JOURNAL_ENV
