@@ -12,7 +12,13 @@ from .errors import CoordinatorError, LocalUsageError, MalformedDataError, Unkno
 from .protocol import LockSpec, Standing, State
 
 if TYPE_CHECKING:
-    from .framework import Coordinator, CoordinatorEvents, LockGrantedEvent, QueuedRequest
+    from .framework import (
+        Coordinator,
+        CoordinatorEvents,
+        LockGrantedEvent,
+        LockRevokedEvent,
+        QueuedRequest,
+    )
 
 __all__ = [
     "Coordinator",
@@ -20,6 +26,7 @@ __all__ = [
     "CoordinatorEvents",
     "LocalUsageError",
     "LockGrantedEvent",
+    "LockRevokedEvent",
     "LockSpec",
     "MalformedDataError",
     "QueuedRequest",
@@ -28,7 +35,13 @@ __all__ = [
     "UnknownLockError",
 ]
 
-_LAZY = {"Coordinator", "CoordinatorEvents", "LockGrantedEvent", "QueuedRequest"}
+_LAZY = {
+    "Coordinator",
+    "CoordinatorEvents",
+    "LockGrantedEvent",
+    "LockRevokedEvent",
+    "QueuedRequest",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -46,6 +46,7 @@ MAX_UNIT_DOC_BYTES = 16 * 1024
 MAX_APP_DOC_BYTES = 1024 * 1024
 """About 30 bytes per queued request: room for tens of thousands."""
 MAX_LOCKS = 64
+MAX_REVOKED = 10_000
 MAX_ID = 2**53 - 1
 """Ids and sequence numbers stay exact in any JSON reader."""
 
@@ -56,6 +57,7 @@ _TIMESTAMP = re.compile(r"[0-9T:.+Z-]{1,40}")
 
 _NO_LOCKS: Mapping[str, Any] = MappingProxyType({})
 _NO_QUEUES: Mapping[str, Any] = MappingProxyType({})
+_NO_REVOKED: Mapping[str, Mapping[str, int]] = MappingProxyType({})
 
 
 class Mode(enum.Enum):
@@ -137,6 +139,13 @@ class AppDoc(NamedTuple):
     seq: int = 0
     queues: Mapping[str, tuple[Entry, ...]] = _NO_QUEUES
     wake: Wake | None = None
+    revoked: Mapping[str, Mapping[str, int]] = _NO_REVOKED
+    """Per lock, per unit, the highest request id the leader revoked (grant timeouts)."""
+
+    def revoked_id(self, lock: str, unit: str) -> int:
+        """The highest id of ``unit``'s requests for ``lock`` revoked by a leader."""
+        per_unit = self.revoked.get(lock)
+        return per_unit.get(unit, 0) if per_unit is not None else 0
 
     def queue(self, lock: str) -> tuple[Entry, ...]:
         """The queue for ``lock``, oldest first."""
@@ -176,7 +185,8 @@ def dump_unit_doc(doc: UnitDoc) -> str:
 def dump_app_doc(doc: AppDoc) -> str:
     """Canonical JSON for the app doc; the empty doc encodes to ``""``."""
     queues = {name: q for name, q in doc.queues.items() if q}
-    if not queues and not doc.seq and doc.wake is None:
+    revoked = {lock: dict(units) for lock, units in doc.revoked.items() if units}
+    if not queues and not doc.seq and doc.wake is None and not revoked:
         return ""
     out: dict[str, Any] = {
         "v": FORMAT_VERSION,
@@ -187,6 +197,8 @@ def dump_app_doc(doc: AppDoc) -> str:
     }
     if doc.wake is not None:
         out["wake"] = [doc.wake.unit, doc.wake.token]
+    if revoked:
+        out["revoked"] = revoked
     return json.dumps(out, sort_keys=True, separators=(",", ":"))
 
 
@@ -241,7 +253,7 @@ def parse_app_doc(raw: str | None, owner: str) -> AppDoc:
         data = _load(raw, MAX_APP_DOC_BYTES)
         if data is None:
             return AppDoc()
-        _check_keys(data, required={"v", "seq", "queues"}, optional={"wake"})
+        _check_keys(data, required={"v", "seq", "queues"}, optional={"wake", "revoked"})
         seq = _count(data["seq"], "seq")
         queues_raw = _as_dict(data["queues"], "queues")
         if len(queues_raw) > MAX_LOCKS:
@@ -270,7 +282,17 @@ def parse_app_doc(raw: str | None, owner: str) -> AppDoc:
             if not (isinstance(w, list) and len(w) == 2):  # pyright: ignore[reportUnknownArgumentType]
                 raise _Bad("wake is not [unit, token]")
             wake = Wake(unit=_unit_name(w[0], "wake[0]"), token=_count(w[1], "wake[1]"))
-        return AppDoc(seq=seq, queues=queues, wake=wake)
+        revoked: dict[str, dict[str, int]] = {}
+        for name, units in _as_dict(data.get("revoked", {}), "revoked").items():
+            _lock_name(name)
+            per_unit = _as_dict(units, f"revoked.{name}")
+            if len(per_unit) > MAX_REVOKED:
+                raise _Bad(f"revoked.{name} names more than {MAX_REVOKED} units")
+            revoked[name] = {
+                _unit_name(u, f"revoked.{name}"): _count(i, f"revoked.{name}.{u}")
+                for u, i in per_unit.items()
+            }
+        return AppDoc(seq=seq, queues=queues, wake=wake, revoked=revoked)
     except _Bad as e:
         raise MalformedDataError(owner, str(e)) from None
 

@@ -34,7 +34,13 @@ from .documents import (
 from .errors import MalformedDataError, UnknownLockError
 from .protocol import LockSpec, Standing, State
 
-__all__ = ["Coordinator", "CoordinatorEvents", "LockGrantedEvent", "QueuedRequest"]
+__all__ = [
+    "Coordinator",
+    "CoordinatorEvents",
+    "LockGrantedEvent",
+    "LockRevokedEvent",
+    "QueuedRequest",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +52,30 @@ _REGISTRY: weakref.WeakKeyDictionary[ops.Framework, dict[str, Coordinator]] = (
 )
 
 
-class LockGrantedEvent(ops.EventBase):
+class _LockEvent(ops.EventBase):
+    """An event about one request of this unit for one lock."""
+
+    def __init__(self, handle: ops.Handle, lock: str, request_id: int, coordinator: str) -> None:
+        super().__init__(handle)
+        self.lock = lock
+        self.request_id = request_id
+        self._coordinator = coordinator
+
+    def snapshot(self) -> dict[str, Any]:
+        """Serialise for deferral."""
+        return {"lock": self.lock, "id": self.request_id, "coordinator": self._coordinator}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Restore a deferred event."""
+        self.lock = str(snapshot["lock"])
+        self.request_id = int(snapshot["id"])
+        self._coordinator = str(snapshot["coordinator"])
+
+    def _owner(self) -> Coordinator:
+        return _REGISTRY[self.framework][self._coordinator]
+
+
+class LockGrantedEvent(_LockEvent):
     """This unit now holds ``lock``.
 
     The lock is released at the end of the dispatch that handled this event, unless
@@ -54,12 +83,6 @@ class LockGrantedEvent(ops.EventBase):
     :meth:`Coordinator.release`) or defers the event (it stays held until the deferred
     event is handled).
     """
-
-    def __init__(self, handle: ops.Handle, lock: str, request_id: int, coordinator: str) -> None:
-        super().__init__(handle)
-        self.lock = lock
-        self.request_id = request_id
-        self._coordinator = coordinator
 
     def keep(self) -> None:
         """Keep holding after this dispatch; release later with ``Coordinator.release``."""
@@ -70,25 +93,25 @@ class LockGrantedEvent(ops.EventBase):
         super().defer()
         self._owner().kept(self.lock, self.request_id)
 
-    def snapshot(self) -> dict[str, Any]:
-        """Serialise for deferral."""
-        return {"lock": self.lock, "id": self.request_id, "coordinator": self._coordinator}
-
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Restore a deferred event; it counts as delivered in this dispatch."""
-        self.lock = str(snapshot["lock"])
-        self.request_id = int(snapshot["id"])
-        self._coordinator = str(snapshot["coordinator"])
+        super().restore(snapshot)
         self._owner().delivered(self.lock, self.request_id)
 
-    def _owner(self) -> Coordinator:
-        return _REGISTRY[self.framework][self._coordinator]
+
+class LockRevokedEvent(_LockEvent):
+    """The leader revoked this unit's request after the lock's ``timeout``.
+
+    The request is withdrawn at the end of this dispatch. A unit that was holding must
+    stop: another unit may already hold the lock. Call ``acquire`` again to queue anew.
+    """
 
 
 class CoordinatorEvents(ops.ObjectEvents):
     """Events a :class:`Coordinator` emits."""
 
     lock_granted = ops.EventSource(LockGrantedEvent)
+    lock_revoked = ops.EventSource(LockRevokedEvent)
 
 
 class QueuedRequest(NamedTuple):
@@ -169,13 +192,20 @@ class Coordinator(ops.Object):
             self.specs[spec.name] = spec
         self._clock = clock
         self._stored.set_default(
-            pending={}, handed={}, released={}, departed=[], self_app_events=False, written=0
+            pending={},
+            handed={},
+            released={},
+            departed=[],
+            self_app_events=False,
+            written=0,
+            since={},
         )
         self.relation_name, self.setup_problem = _peer_relation_name(charm.meta, relation_name)
         self._view: _View | None = None
         self._delivered: dict[str, int] = {}
         self._kept: dict[str, int] = {}
-        self._requests: dict[str, Mode | None] = {}
+        self._intents: list[tuple[str, Mode | None]] = []
+        """This dispatch's acquire/release calls, in order (None: release)."""
         _REGISTRY.setdefault(self.framework, {})[key] = self
         if self.setup_problem:
             logger.error("coordinator %s: %s", key, self.setup_problem)
@@ -204,7 +234,7 @@ class Coordinator(ops.Object):
         request is kept and published as soon as it does.
         """
         self._spec(lock)
-        self._requests[lock] = Mode.SHARED if shared else Mode.EXCLUSIVE
+        self._intents.append((lock, Mode.SHARED if shared else Mode.EXCLUSIVE))
         view = self._load()
         if view is None:
             return False
@@ -213,7 +243,7 @@ class Coordinator(ops.Object):
     def release(self, lock: str) -> None:
         """Release ``lock`` if held, or withdraw the request if waiting; else nothing."""
         self._spec(lock)
-        self._requests[lock] = None
+        self._intents.append((lock, None))
         self._kept.pop(lock, None)
 
     def granted(self, lock: str) -> bool:
@@ -229,7 +259,7 @@ class Coordinator(ops.Object):
         spec = self._spec(lock)
         view = self._load()
         if view is None:
-            pending = self._requests.get(lock) or self._stored.pending.get(lock)
+            pending = self._pending_without_relation().get(lock)
             return Standing(lock, State.REQUESTED if pending else State.IDLE)
         doc = self._my_doc(view)
         return protocol.standing(view.app, self.unit_name, doc, spec, view.evidence)
@@ -331,13 +361,23 @@ class Coordinator(ops.Object):
         for lock, mode in pending.items():
             if lock in self.specs:
                 doc = protocol.request(doc, lock, Mode(mode), self._now())
-        for lock, want in self._requests.items():
+        for lock, want in self._intents:
             doc = (
                 protocol.release(doc, lock)
                 if want is None
                 else protocol.request(doc, lock, want, self._now())
             )
         return doc
+
+    def _pending_without_relation(self) -> dict[str, str]:
+        """Requests kept until the peer relation exists (lock -> mode value)."""
+        pending: dict[str, str] = dict(self._stored.pending)
+        for lock, mode in self._intents:
+            if mode is None:
+                pending.pop(lock, None)
+            else:
+                pending[lock] = mode.value
+        return pending
 
     def _now(self) -> str:
         stamp = datetime.datetime.fromtimestamp(self._clock(), datetime.timezone.utc)
@@ -422,7 +462,12 @@ class Coordinator(ops.Object):
             return
         for lock in self.specs:
             s = self.standing(lock)
-            if (
+            if s.state is State.REVOKED:
+                rid = self._my_doc(view).record(lock).id
+                logger.warning("the leader revoked this unit's %s request %d (timeout)", lock, rid)
+                self._intents.append((lock, None))
+                self.on.lock_revoked.emit(lock, rid, self.key)
+            elif (
                 s.state is State.HOLDING
                 and s.entry is not None
                 and self._delivered.get(lock) != s.entry.id
@@ -434,25 +479,19 @@ class Coordinator(ops.Object):
     def _leaving(self) -> None:
         """Rule 4: a departing unit gives up everything before it is gone."""
         for lock in self.specs:
-            self._requests[lock] = None
+            self._intents.append((lock, None))
         self._stored.pending = {}
 
     def _on_pre_commit(self, _: ops.EventBase) -> None:
         view = self._load()
         if view is None:
-            pending = dict(self._stored.pending)
-            for lock, mode in self._requests.items():
-                if mode is None:
-                    pending.pop(lock, None)
-                else:
-                    pending[lock] = mode.value
-            self._stored.pending = pending
+            self._stored.pending = self._pending_without_relation()
             return
         for lock, rid in self._delivered.items():
             if self._kept.get(lock) != rid:
                 rec = self._my_doc(view).record(lock)
-                if rec.pending and rec.id == rid and self._requests.get(lock, Mode.EXCLUSIVE):
-                    self._requests[lock] = None
+                if rec.pending and rec.id == rid:
+                    self._intents.append((lock, None))
         doc = self._my_doc(view)
         doc = protocol.acknowledge(doc, view.app, self.unit_name)
         self._stored.pending = {}
@@ -486,10 +525,25 @@ class Coordinator(ops.Object):
             full_scan=view.full_scan,
             wake_needed=not self._stored.self_app_events,
         )
+        if any(spec.timeout is not None for spec in self.specs.values()):
+            app = self._revoke_overdue(view, app)
         raw = dump_app_doc(app)
         if raw != view.app_raw:
             view.relation.data[self.model.app][self.key] = raw
             self._stored.written = app.seq
+        return app
+
+    def _revoke_overdue(self, view: _View, app: AppDoc) -> AppDoc:
+        """Grant timeouts, timed by this leader's clock alone (a new leader starts anew)."""
+        stored: Mapping[str, Any] = self._stored.since
+        since = {
+            lock: {(str(u), int(i)): float(t) for u, i, t in rows} for lock, rows in stored.items()
+        }
+        app, timers = protocol.revoke_overdue(app, self.specs, view.evidence, since, self._clock())
+        self._stored.since = {
+            lock: [[u, i, t] for (u, i), t in sorted(rows.items())]
+            for lock, rows in timers.items()
+        }
         return app
 
     def _remember(self, view: _View, app: AppDoc) -> None:

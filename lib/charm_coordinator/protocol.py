@@ -49,9 +49,12 @@ __all__ = [
     "acknowledge",
     "holders",
     "live_entries",
+    "overdue",
     "prune",
     "release",
     "request",
+    "revoke",
+    "revoke_overdue",
     "sequence",
     "standing",
 ]
@@ -70,32 +73,47 @@ class LockSpec:
         ValueError: a bad name or limit.
     """
 
-    __slots__ = ("limit", "name", "shared_limit")
+    __slots__ = ("limit", "name", "shared_limit", "timeout")
 
-    def __init__(self, name: str, limit: int = 1, shared_limit: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        limit: int = 1,
+        shared_limit: int | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> None:
         check_lock_name(name)
         if type(limit) is not int or limit < 1:
             raise ValueError(f"lock {name!r}: limit must be a whole number >= 1")
         if shared_limit is not None and (type(shared_limit) is not int or shared_limit < 1):
             raise ValueError(f"lock {name!r}: shared_limit must be None or >= 1")
+        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+            raise ValueError(f"lock {name!r}: timeout must be None or a positive number")
         self.name = name
         self.limit = limit
         self.shared_limit = shared_limit
+        self.timeout = None if timeout is None else float(timeout)
+        """Seconds after which the leader revokes a holder (off by default): this trades
+        safety for liveness, since a revoked holder that is still working overlaps the
+        next one. Only for operations that can be abandoned."""
+
+    def _key(self) -> tuple[str, int, int | None, float | None]:
+        return (self.name, self.limit, self.shared_limit, self.timeout)
 
     def __repr__(self) -> str:
-        return f"LockSpec({self.name!r}, limit={self.limit}, shared_limit={self.shared_limit})"
+        extra = f", timeout={self.timeout}" if self.timeout is not None else ""
+        return (
+            f"LockSpec({self.name!r}, limit={self.limit}, shared_limit={self.shared_limit}{extra})"
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LockSpec):
             return NotImplemented
-        return (self.name, self.limit, self.shared_limit) == (
-            other.name,
-            other.limit,
-            other.shared_limit,
-        )
+        return self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((self.name, self.limit, self.shared_limit))
+        return hash(self._key())
 
 
 class Evidence(Protocol):
@@ -179,6 +197,8 @@ class State(enum.Enum):
     """Queued behind live entries."""
     HOLDING = "holding"
     """Queued, and the rule says it holds."""
+    REVOKED = "revoked"
+    """The leader revoked this request after the lock's timeout; it must not act."""
 
 
 class Standing(NamedTuple):
@@ -226,6 +246,8 @@ def standing(
     rec = my_doc.record(spec.name)
     if not rec.pending:
         return Standing(spec.name, State.IDLE)
+    if app.revoked_id(spec.name, me) >= rec.id:
+        return Standing(spec.name, State.REVOKED)
     queue = app.queue(spec.name)
     mine = next((e for e in queue if e.unit == me and e.id == rec.id), None)
     if mine is None:
@@ -245,13 +267,86 @@ def holders(app: AppDoc, spec: LockSpec, evidence: Evidence) -> tuple[Entry, ...
 
 
 def prune(app: AppDoc, evidence: Evidence, *, cheap: bool = True) -> AppDoc:
-    """Drop dead entries and empty queues (by default from what is already known)."""
+    """Drop dead entries, empty queues, and revocations their unit has acknowledged.
+
+    By default only from what is already known (``cheap``): no new reads.
+    """
     queues: dict[str, tuple[Entry, ...]] = {}
     for lock, queue in app.queues.items():
         kept = tuple(live_entries(queue, lock, evidence, cheap=cheap))
         if kept:
             queues[lock] = kept
-    return app._replace(queues=queues)
+    revoked: dict[str, dict[str, int]] = {}
+    for lock, units in app.revoked.items():
+        left = {
+            unit: rid
+            for unit, rid in units.items()
+            if not evidence.is_dead(lock, Entry(0, unit, rid), cheap=cheap)
+        }
+        if left:
+            revoked[lock] = left
+    return app._replace(queues=queues, revoked=revoked)
+
+
+def revoke(app: AppDoc, lock: str, entries: Iterable[Entry]) -> AppDoc:
+    """Take ``entries`` out of ``lock``'s queue for good (grant timeouts).
+
+    The revocation is recorded so that no leader queues those requests again and their
+    units see it before they act; the units behind them move up.
+    """
+    gone = {(e.unit, e.id) for e in entries}
+    if not gone:
+        return app
+    queue = tuple(e for e in app.queue(lock) if (e.unit, e.id) not in gone)
+    revoked = {k: dict(v) for k, v in app.revoked.items()}
+    mine = revoked.setdefault(lock, {})
+    for unit, rid in gone:
+        mine[unit] = max(mine.get(unit, 0), rid)
+    queues = dict(app.queues)
+    queues[lock] = queue
+    return app._replace(queues={k: v for k, v in queues.items() if v}, revoked=revoked)
+
+
+def revoke_overdue(
+    app: AppDoc,
+    specs: Mapping[str, LockSpec],
+    evidence: Evidence,
+    since: Mapping[str, Mapping[tuple[str, int], float]],
+    now: float,
+) -> tuple[AppDoc, dict[str, dict[tuple[str, int], float]]]:
+    """The leader's timeout step for every lock that has a ``timeout``.
+
+    Returns the app doc with overdue holders revoked (``app`` itself if none) and the
+    updated first-seen times to keep for the next hook.
+    """
+    timers: dict[str, dict[tuple[str, int], float]] = {}
+    for lock, spec in specs.items():
+        if spec.timeout is None:
+            continue
+        seen, late = overdue(app, spec, evidence, since.get(lock, {}), now, spec.timeout)
+        timers[lock] = {k: t for k, t in seen.items() if all(k != (e.unit, e.id) for e in late)}
+        app = revoke(app, lock, late)
+    return app, timers
+
+
+def overdue(
+    app: AppDoc,
+    spec: LockSpec,
+    evidence: Evidence,
+    since: Mapping[tuple[str, int], float],
+    now: float,
+    timeout: float,
+) -> tuple[dict[tuple[str, int], float], list[Entry]]:
+    """Holders of ``spec`` held longer than ``timeout`` by one observer's clock.
+
+    ``since`` maps (unit, id) to when this observer first saw the entry hold; the
+    result is the updated map (only current holders) and the entries now overdue.
+    Only differences of one clock are used, so skew between units cannot matter.
+    """
+    current = {(e.unit, e.id): e for e in holders(app, spec, evidence)}
+    seen = {key: since.get(key, now) for key in current}
+    late = [current[key] for key, t in seen.items() if now - t > timeout]
+    return seen, late
 
 
 def sequence(
@@ -287,6 +382,8 @@ def sequence(
             queue = queues.setdefault(lock, [])
             if any(e.unit == unit and e.id >= rec.id for e in queue):
                 continue
+            if app.revoked_id(lock, unit) >= rec.id:
+                continue
             entry = Entry(seq=seq + 1, unit=unit, id=rec.id, mode=rec.mode)
             if evidence.is_dead(lock, entry, cheap=True):
                 continue
@@ -300,7 +397,13 @@ def sequence(
     if not appended and not drained:
         return app
     new = prune(
-        AppDoc(seq=seq, queues={k: tuple(v) for k, v in queues.items()}, wake=None), evidence
+        AppDoc(
+            seq=seq,
+            queues={k: tuple(v) for k, v in queues.items()},
+            wake=None,
+            revoked=app.revoked,
+        ),
+        evidence,
     )
     others = [p for p in peers if p != me]
     if wake_needed and others and _own_entry_holds(new, me, appended, evidence, specs):
