@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -79,13 +80,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _write_text(path: str, text: str) -> None:
+    """Write a report file, creating its directory (``out/`` on a fresh clone)."""
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def _write_json(path: str, data: dict[str, Any]) -> None:
     text = json.dumps(data, indent=2, sort_keys=False) + "\n"
     if path == "-":
         sys.stdout.write(text)
     else:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
+        _write_text(path, text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,8 +145,7 @@ def _run(args: argparse.Namespace, faults: Any, config: SimConfig, progress: Any
     if args.timeline:
         from jujusim.svg import svg_timeline
 
-        with open(args.timeline, "w", encoding="utf-8") as f:
-            f.write(svg_timeline(result))
+        _write_text(args.timeline, svg_timeline(result))
     return 0 if result.completed and not result.violations else 1
 
 
