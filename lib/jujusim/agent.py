@@ -25,6 +25,10 @@ class PendingAction:
     name: str
     params: dict[str, Any]
     id: str
+    command: str | None = None
+    """Set for a ``juju-exec`` run (no action): the shell command to run."""
+    depth: int = 0
+    """For a ``juju-exec`` run: the causal depth (the hook that asked for it, plus one)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +108,10 @@ class UnitAgent:
     last_depth: int = 0
     busy: bool = False
     dispatch_scheduled: bool = False
+    charm_dir: str | None = None
+    """The charm directory this unit runs (None: the application's first one)."""
+    upgrade_to: str | None = None
+    """A charm directory to upgrade to (``juju refresh``): upgrade-charm is due."""
 
     def note_cause(self, key: tuple[Any, ...], depth: int) -> None:
         """Remember that a commit of ``depth`` created pending work of kind ``key``."""
@@ -205,6 +213,9 @@ def next_hook(agent: UnitAgent, model: Model) -> HookInfo | str | None:
         return None
     if not agent.installed:
         return HookInfo("install", depth=agent.depth_for(("install",)))
+    if agent.upgrade_to is not None and agent.life == "alive":
+        # Juju's resolver checks for a charm upgrade before everything but reboot.
+        return HookInfo("upgrade-charm", depth=agent.depth_for(("upgrade",)))
     if agent.life == "alive":
         for rid in sorted(model.relations):
             if rid not in agent.relations:

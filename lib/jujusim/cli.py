@@ -63,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
             "(Juju 3.6: on)",
         )
         p.add_argument("--max-hooks", type=int, help="hook budget per phase (hook storm)")
+        p.add_argument(
+            "--upgrade-to",
+            metavar="DIR",
+            help="the new charm directory the upgrade-* scenarios upgrade units to",
+        )
 
     run = sub.add_parser("run", help="run one scenario and print its timeline")
     common(run)
@@ -133,6 +138,7 @@ def _run(args: argparse.Namespace, faults: Any, config: SimConfig, progress: Any
         config=config,
         max_hooks=args.max_hooks,
         progress=progress,
+        upgrade_to=args.upgrade_to,
     )
     progress.done()
     out = sys.stdout

@@ -29,6 +29,7 @@ from jujusim.model import Model, RelationData, unit_number
 __all__ = ["HookRecord", "SimConfig", "Simulator"]
 
 _DISPATCH, _COMMIT, _RETRY, _TICK, _FAULT, _ELECT = range(6)
+_UPGRADE = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +105,12 @@ class Simulator:
         self.added: list[str] = []
         self.leader_changes = 0
         self.logs = 0
+        self.upgraded: list[str] = []
+        """Units told to upgrade (``upgrade_unit``), in order."""
+        self.latest_charm_dir: str | None = None
+        self.upgrade_target: str | None = None
+        """The new charm directory for upgrade scenarios (CLI ``--upgrade-to``)."""
+        self._scheduled_upgrades: dict[str, str] = {}
         self._on_hook = on_hook
         self._heap: list[tuple[float, int, int, str]] = []
         self._seq = 0
@@ -153,6 +160,9 @@ class Simulator:
         """``juju add-unit``: a new unit that will install, start and join."""
         name = self.model.new_unit_name()
         self.agents[name] = UnitAgent(name)
+        if self.latest_charm_dir is not None:  # the application was refreshed
+            self.runtime.upgrade_unit(name, self.latest_charm_dir)  # type: ignore[attr-defined]
+            self.agents[name].charm_dir = self.latest_charm_dir
         self.agents[name].note_cause(("install",), depth - 1)
         self.model.alive.append(name)
         interval = self.config.update_status_interval
@@ -177,6 +187,34 @@ class Simulator:
         self.model.dying.append(unit)
         self._progress += 1
         self._wake(unit)
+
+    def upgrade_unit(self, unit: str, charm_dir: str, depth: int = 0) -> None:
+        """``juju refresh``, as one unit's agent takes it: new code, then upgrade-charm.
+
+        The unit swaps its charm code when it is next idle (never mid-hook), runs
+        ``upgrade-charm`` from the new code, then ``config-changed``, as Juju does. Its
+        databags, leader settings and the state files in its charm directory stay. A
+        unit in error upgrades once its failed hook succeeds (no ``--force-units``).
+        Units added later run the newest charm directory. Needs a runtime with
+        ``upgrade_unit(unit, charm_dir)`` (the process runtime).
+        """
+        swap = getattr(self.runtime, "upgrade_unit", None)
+        if not callable(swap):
+            raise RuntimeError(f"the {self.runtime.name} runtime cannot upgrade units")
+        agent = self.agents[unit]
+        if agent.life != "alive":
+            return
+        self.latest_charm_dir = os.path.abspath(charm_dir)
+        agent.upgrade_to = self.latest_charm_dir
+        agent.note_cause(("upgrade",), depth)
+        self.upgraded.append(unit)
+        self._progress += 1
+        self._wake(unit)
+
+    def schedule_upgrade(self, unit: str, charm_dir: str, at: float) -> None:
+        """Call :meth:`upgrade_unit` at logical time ``at`` (the run is busy until then)."""
+        self._scheduled_upgrades[unit] = os.path.abspath(charm_dir)
+        self._push(max(at, self.now), _UPGRADE, unit)
 
     def set_config(self, changes: Mapping[str, Any], depth: int = 0) -> None:
         """``juju config``: every unit gets one (coalesced) config-changed."""
@@ -366,6 +404,10 @@ class Simulator:
                 self._leave_scope(agent)
                 continue
             assert isinstance(op, HookInfo)
+            if op.kind == "upgrade-charm" and agent.charm_dir != agent.upgrade_to:
+                assert agent.upgrade_to is not None
+                self.runtime.upgrade_unit(unit, agent.upgrade_to)  # type: ignore[attr-defined]
+                agent.charm_dir = agent.upgrade_to
             self._start(agent, op)
             return
 
@@ -491,6 +533,11 @@ class Simulator:
             agent.leader_settings_version = hook.version
         elif kind == "leader-settings-changed":
             agent.leader_settings_version = hook.version
+        elif kind == "upgrade-charm":
+            if agent.upgrade_to == agent.charm_dir:
+                agent.upgrade_to = None
+            agent.config_version = -1  # Juju runs config-changed after upgrade-charm
+            agent.note_cause(("config",), depth)
         elif kind == "config-changed":
             agent.config_version = hook.version
         elif kind == "start":
@@ -578,6 +625,10 @@ class Simulator:
             self._fault(unit)
         elif kind == _ELECT:
             self._elect()
+        elif kind == _UPGRADE:
+            target = self._scheduled_upgrades.pop(unit, None)
+            if target is not None and unit in self.agents:
+                self.upgrade_unit(unit, target)
         return True
 
     @property

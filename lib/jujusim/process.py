@@ -100,6 +100,8 @@ class ProcessRuntime:
         self._lock = threading.Lock()
         self._prepared: set[str] = set()
         self._ports: dict[str, dict[str, tuple[str, ...]]] = {}
+        self._sources: dict[str, str] = {}
+        """Units upgraded to another charm directory (``upgrade_unit``)."""
 
     # -- per-unit charm directories -------------------------------------------------------
 
@@ -108,16 +110,34 @@ class ProcessRuntime:
         path = os.path.join(self.workdir, "units", unit.replace("/", "-"), "charm")
         with self._lock:
             if path not in self._prepared:
-                self._populate(path)
+                self._populate(path, self._sources.get(unit, self.charm_dir))
                 self._prepared.add(path)
         return path
 
-    def _populate(self, target: str) -> None:
+    def upgrade_unit(self, unit: str, charm_dir: str) -> None:
+        """Point the unit's charm directory at new code (upgrade-charm); state files stay.
+
+        Juju unpacks the new charm over the old one and keeps what the charm wrote
+        there; here the symlinks are replaced and the real (state) files are kept.
+        """
+        source = os.path.abspath(charm_dir)
+        path = os.path.join(self.workdir, "units", unit.replace("/", "-"), "charm")
+        with self._lock:
+            self._sources[unit] = source
+            if os.path.isdir(path):
+                for name in os.listdir(path):
+                    link = os.path.join(path, name)
+                    if os.path.islink(link):
+                        os.unlink(link)
+            self._populate(path, source)
+            self._prepared.add(path)
+
+    def _populate(self, target: str, charm_dir: str) -> None:
         os.makedirs(target, exist_ok=True)
-        for name in os.listdir(self.charm_dir):
+        for name in os.listdir(charm_dir):
             if _is_state_file(name):
                 continue
-            source = os.path.join(self.charm_dir, name)
+            source = os.path.join(charm_dir, name)
             link = os.path.join(target, name)
             if os.path.islink(link) and os.readlink(link) != source:
                 os.unlink(link)
@@ -130,6 +150,7 @@ class ProcessRuntime:
         with self._lock:
             self._prepared.discard(os.path.join(path, "charm"))
             self._ports.pop(unit, None)
+            self._sources.pop(unit, None)
             shutil.rmtree(path, ignore_errors=True)
 
     def unit_ports(self, unit: str) -> dict[str, tuple[str, ...]]:

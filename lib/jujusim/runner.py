@@ -12,6 +12,7 @@ from jujusim.context import Runtime
 from jujusim.engine import HookRecord, SimConfig, Simulator
 from jujusim.faults import FaultSpec
 from jujusim.invariants import Verdict, check, operations
+from jujusim.model import Model
 from jujusim.scenarios import SCENARIOS
 
 __all__ = ["RunResult", "default_max_hooks", "make_runtime", "run_scenario"]
@@ -68,6 +69,9 @@ class RunResult:
     trigger_time: float
     records: list[HookRecord] = dataclasses.field(repr=False)
     unit_names: list[str] = dataclasses.field(default_factory=list)
+    upgraded_units: list[str] = dataclasses.field(default_factory=list)
+    model: Model | None = dataclasses.field(default=None, repr=False)
+    """The model as the run left it (databags, leader settings), for inspection."""
 
     @property
     def completed(self) -> bool:
@@ -106,6 +110,7 @@ class RunResult:
             "leader_changes": self.leader_changes,
             "removed_units": self.removed_units,
             "added_units": self.added_units,
+            "upgraded_units": self.upgraded_units,
         }
 
 
@@ -122,6 +127,7 @@ def run_scenario(
     workdir: str | None = None,
     progress: Callable[[Simulator, str], None] | None = None,
     spec: CharmSpec | None = None,
+    upgrade_to: str | None = None,
 ) -> RunResult:
     """Deploy ``units`` units, settle, trigger ``scenario``, settle, check invariants."""
     if scenario not in SCENARIOS:
@@ -150,6 +156,7 @@ def run_scenario(
         )
         sim.runtime = rt
         runtime_name = rt.name
+        sim.upgrade_target = upgrade_to  # the upgrade scenarios' new charm directory
         sim.deploy(units)
         end = sim.run_until_quiet(budget)
         deploy_hooks = len(sim.records)
@@ -212,6 +219,8 @@ def run_scenario(
             trigger_time=sim.trigger_time or 0.0,
             records=sim.records,
             unit_names=list(sim.agents),
+            upgraded_units=list(sim.upgraded),
+            model=sim.model,
         )
     finally:
         sim.close()

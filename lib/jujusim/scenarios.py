@@ -49,3 +49,51 @@ register(
         trigger=_rolling_restart,
     )
 )
+
+
+def _upgrade_mid_restart(order: str) -> Callable[[Simulator], list[str]]:
+    """Trigger a rolling restart, then upgrade every unit, one by one, while it runs.
+
+    Units are upgraded at seeded times 0.5-4 s (logical) apart after the trigger,
+    when requests and grants are outstanding; ``order`` puts the leader first, last,
+    or anywhere (seeded).
+    """
+
+    def trigger(sim: Simulator) -> list[str]:
+        target = sim.upgrade_target
+        if target is None:
+            raise ValueError("this scenario needs the new charm directory (--upgrade-to DIR)")
+        required = _rolling_restart(sim)
+        units = sorted(sim.model.alive)
+        sim.rng.shuffle(units)
+        leader = sim.model.leader
+        if leader in units and order != "random":
+            units.remove(leader)
+            units.insert(0 if order == "leader-first" else len(units), leader)
+        at = sim.now
+        for unit in units:
+            at += sim.rng.uniform(0.5, 4.0)
+            sim.schedule_upgrade(unit, target, at)
+        return required
+
+    return trigger
+
+
+for _order, _what in (
+    ("random", "in a seeded order"),
+    ("leader-first", "the leader first"),
+    ("leader-last", "the leader last"),
+):
+    register(
+        Scenario(
+            name="upgrade-mid-restart" if _order == "random" else f"upgrade-{_order}",
+            description="rolling-restart, and meanwhile upgrade the units one by one to "
+            f"the --upgrade-to charm directory, {_what}; every unit must restart, "
+            "within the lock's limit",
+            trigger=_upgrade_mid_restart(_order),
+        )
+    )
+
+
+# The anchor comparison's scenarios (benchmarks/compare.py) register themselves.
+from jujusim import bench_scenarios as _bench_scenarios  # noqa: E402, F401
