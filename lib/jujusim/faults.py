@@ -2,7 +2,7 @@
 
 Grammar (documented in docs/simulator.md)::
 
-    none | all | all,<item>,... | <item>[,<item>...]
+    none | all | campaign | all,<item>,... | <item>[,<item>...]
     item := leader-change=P     probability, at each step (hook start or commit), of
                                 moving leadership to another live unit
           | hook-fail=P         probability that a hook fails (exit 1) after its code ran
@@ -11,6 +11,15 @@ Grammar (documented in docs/simulator.md)::
           | delay=P             probability that a hook takes 10-120 s longer (logical)
           | remove=N            remove N units (gracefully) at random times in the window
           | add=N               add N units at random times in the window
+          | persist=N           N episodes, each: one random unit fails every hook for a
+                                seeded 60-600 s (a persistent hook failure)
+          | leader-error=S      once: the unit leading then fails every hook for S seconds
+          | slow=N              N random units take 30-300 s longer for every hook
+          | burst=N             N bursts of 2-5 restart-token changes a few seconds apart
+                                (they coalesce into fewer config-changed hooks)
+          | hostile=N           N times, overwrite the coordinator key of one unit's
+                                committed bag with garbage (a buggy revision): that unit
+                                is then "hostile" and exempt from its own invariants
           | window=S            faults are active for S logical seconds after the trigger
 
 Faults stop when the window closes; the model must then settle.
@@ -20,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["ALL", "FaultSpec", "TargetedFailure", "parse_faults"]
+__all__ = ["ALL", "CAMPAIGN", "FaultSpec", "TargetedFailure", "parse_faults"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,12 +55,26 @@ class FaultSpec:
     add: int = 0
     window: float = 300.0
     targeted: tuple[TargetedFailure, ...] = ()
+    persist: int = 0
+    leader_error: float = 0.0
+    slow: int = 0
+    burst: int = 0
+    hostile: int = 0
 
     @property
     def enabled(self) -> bool:
         """Whether any fault is injected at all."""
         return bool(
-            self.leader_change or self.hook_fail or self.delay or self.remove or self.add
+            self.leader_change
+            or self.hook_fail
+            or self.delay
+            or self.remove
+            or self.add
+            or self.persist
+            or self.leader_error
+            or self.slow
+            or self.burst
+            or self.hostile
         ) or bool(self.targeted)
 
     def __str__(self) -> str:
@@ -64,6 +87,11 @@ class FaultSpec:
             ("delay", self.delay),
             ("remove", self.remove),
             ("add", self.add),
+            ("persist", self.persist),
+            ("leader-error", self.leader_error),
+            ("slow", self.slow),
+            ("burst", self.burst),
+            ("hostile", self.hostile),
         ):
             if value:
                 parts.append(f"{key}={value:g}")
@@ -81,6 +109,22 @@ ALL = FaultSpec(
     targeted=(TargetedFailure("leader", "*-relation-changed", 1),),
 )
 """Every fault class at once (what ``--faults all`` means)."""
+
+
+CAMPAIGN = FaultSpec(
+    leader_change=0.02,
+    hook_fail=0.03,
+    delay=0.05,
+    remove=1,
+    add=1,
+    targeted=(TargetedFailure("leader", "*-relation-changed", 1),),
+    persist=1,
+    leader_error=240.0,
+    slow=1,
+    burst=1,
+)
+"""Every fault class of the reliability campaign (``--faults campaign``): ``all`` plus a
+persistent failure, the leader in error for 4 minutes, a slow unit and a burst."""
 
 
 def _probability(key: str, value: str) -> float:
@@ -109,6 +153,10 @@ def parse_faults(spec: str | None) -> FaultSpec:
             out = dataclasses.replace(ALL, window=out.window)
             targeted.extend(ALL.targeted)
             continue
+        if item == "campaign":
+            out = dataclasses.replace(CAMPAIGN, window=out.window)
+            targeted.extend(CAMPAIGN.targeted)
+            continue
         if item == "none":
             continue
         key, sep, value = item.partition("=")
@@ -124,6 +172,19 @@ def parse_faults(spec: str | None) -> FaultSpec:
             out = dataclasses.replace(out, remove=_count(key, value))
         elif key == "add":
             out = dataclasses.replace(out, add=_count(key, value))
+        elif key == "persist":
+            out = dataclasses.replace(out, persist=_count(key, value))
+        elif key == "slow":
+            out = dataclasses.replace(out, slow=_count(key, value))
+        elif key == "burst":
+            out = dataclasses.replace(out, burst=_count(key, value))
+        elif key == "hostile":
+            out = dataclasses.replace(out, hostile=_count(key, value))
+        elif key == "leader-error":
+            seconds = float(value)
+            if seconds < 0:
+                raise ValueError("--faults: leader-error must be >= 0 seconds")
+            out = dataclasses.replace(out, leader_error=seconds)
         elif key == "window":
             window = float(value)
             if window <= 0:
@@ -141,6 +202,7 @@ def parse_faults(spec: str | None) -> FaultSpec:
         else:
             raise ValueError(
                 f"--faults: unknown fault {key!r} (known: leader-change, hook-fail, fail, "
-                "delay, remove, add, window, all, none)"
+                "delay, remove, add, persist, leader-error, slow, burst, hostile, window, "
+                "all, campaign, none)"
             )
     return dataclasses.replace(out, targeted=tuple(dict.fromkeys(targeted)))
