@@ -1,23 +1,117 @@
 """Many seeded schedules of one scenario: the search for a failing interleaving.
 
-Each schedule is an ordinary run with its own seed and unit count, so any failing
-one replays exactly with ``run --seed S --units N --faults SPEC``.
+Each schedule is an ordinary run with its own seed, unit count and charm config, so
+any failing one replays exactly with ``run --seed S --units N --faults SPEC
+[--config KEY=VALUE ...]``. Schedules run in a pool of worker processes
+(``workers``); each returns a small summary, never its records.
+
+When the charm has the campaign options (``restart-limit``, ``shared-limit``,
+``shared-units``, ``clock-skew``; see ``tests/charms/campaign``), each schedule also
+draws its lock rule from its seed: limit 1 to 3, exclusive and shared mixed, and a
+per-unit clock skew of up to an hour.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+import os
 import random
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from jujusim.charmspec import load_charm_spec
 from jujusim.engine import SimConfig
-from jujusim.faults import FaultSpec
-from jujusim.runner import RunResult, run_scenario
+from jujusim.faults import FaultSpec, parse_faults
+from jujusim.invariants import hooks_per_operation_bound
 
-__all__ = ["CampaignResult", "run_campaign"]
+__all__ = [
+    "CampaignResult",
+    "Schedule",
+    "ScheduleResult",
+    "run_campaign",
+    "run_schedule",
+    "schedule_plan",
+]
+
+UNIT_WEIGHTS = ("uniform", "cost")
+"""How unit counts are drawn: ``uniform`` over the range, or ``cost``: weight 1/N², so
+every unit count gets about the same compute (a schedule of N units costs ~N² hooks)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """One schedule of a campaign: everything needed to replay it."""
+
+    index: int
+    seed: int
+    units: int
+    config: tuple[tuple[str, Any], ...] = ()
+    """Charm config overrides (``--config KEY=VALUE``), sorted by key."""
+
+    def config_args(self) -> str:
+        """The ``--config`` options of the replay command."""
+        return "".join(f" --config {shlex.quote(f'{k}={v}')}" for k, v in self.config)
+
+    def rule(self) -> str:
+        """A short label of the lock rule, for the figures (``limit 2, odd shared``)."""
+        cfg = dict(self.config)
+        if "restart-limit" not in cfg:
+            return "charm default"
+        shared = cfg.get("shared-units", "none")
+        text = f"limit {cfg['restart-limit']}"
+        if shared != "none":
+            sl = cfg.get("shared-limit", 0)
+            text += f", {shared} shared" + (f" (max {sl})" if sl else "")
+        return text
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleResult:
+    """What one schedule produced, small enough to send back from a worker."""
+
+    schedule: Schedule
+    completed: bool
+    violations: tuple[str, ...]
+    lost_requests: int
+    end: str
+    hooks: int
+    hooks_total: int
+    operations: int
+    max_concurrent: int
+    rounds: int
+    databag_bytes_max: int
+    failed_hooks: int
+    leader_changes: int
+    removed: int
+    added: int
+    hostile: int
+    units_ever: int
+    wall_s: float
+    error: str = ""
+
+    @property
+    def seed(self) -> int:
+        """The schedule's seed (what ``run --seed`` takes)."""
+        return self.schedule.seed
+
+    @property
+    def units(self) -> int:
+        """Units deployed at the start."""
+        return self.schedule.units
+
+    @property
+    def ok(self) -> bool:
+        """Completed with no violation."""
+        return self.completed and not self.violations and not self.error
+
+    @property
+    def hooks_per_op_ratio(self) -> float:
+        """Hooks per operation as a fraction of its bound (1.0 = at the bound)."""
+        per_op = self.hooks / max(self.operations, 1)
+        return per_op / hooks_per_operation_bound(self.units_ever)
 
 
 @dataclasses.dataclass
@@ -40,6 +134,18 @@ class CampaignResult:
     max_concurrent: int
     rounds_max: int
     completed: int
+    workers: int = 1
+    unit_weights: str = "uniform"
+    hooks_total: int = 0
+    databag_bytes_max: int = 0
+    hooks_per_op_ratio_max: float = 0.0
+    failed_hooks: int = 0
+    leader_changes: int = 0
+    removed_units: int = 0
+    added_units: int = 0
+    hostile_units: int = 0
+    by_units: dict[int, dict[str, int]] = dataclasses.field(default_factory=dict)
+    by_rule: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The ``campaign --json`` object (keys are a contract: extend, never rename)."""
@@ -61,13 +167,175 @@ class CampaignResult:
             "wall_s": round(self.wall_s, 3),
             "failing_seeds": [f["seed"] for f in self.failing],
             "failing": self.failing,
+            "workers": self.workers,
+            "unit_weights": self.unit_weights,
+            "hooks_total": self.hooks_total,
+            "hooks_per_s": round(self.hooks_total / self.wall_s, 1) if self.wall_s else 0.0,
+            "databag_bytes_max": self.databag_bytes_max,
+            "hooks_per_op_ratio_max": round(self.hooks_per_op_ratio_max, 3),
+            "failed_hooks": self.failed_hooks,
+            "leader_changes": self.leader_changes,
+            "removed_units": self.removed_units,
+            "added_units": self.added_units,
+            "hostile_units": self.hostile_units,
+            "by_units": {str(k): v for k, v in sorted(self.by_units.items())},
+            "by_rule": dict(sorted(self.by_rule.items())),
         }
 
 
-def schedule_plan(seed: int, schedules: int, units: tuple[int, int]) -> list[tuple[int, int]]:
-    """(seed, unit count) of each schedule, derived from the campaign seed."""
+def _draw_units(rng: random.Random, units: tuple[int, int], weights: str) -> int:
+    lo, hi = units
+    if weights == "cost":
+        counts = list(range(lo, hi + 1))
+        return rng.choices(counts, weights=[1.0 / (n * n) for n in counts])[0]
+    return rng.randint(lo, hi)
+
+
+def _draw_config(rng: random.Random, options: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The lock rule of one schedule, for a charm with the campaign options."""
+    out: dict[str, Any] = {}
+    if "restart-limit" in options:
+        out["restart-limit"] = rng.randint(1, 3)
+    if "shared-units" in options:
+        out["shared-units"] = rng.choice(("none", "none", "odd", "even", "all"))
+    if "shared-limit" in options:
+        out["shared-limit"] = rng.choice((0, 1, 2))
+    if "clock-skew" in options:
+        out["clock-skew"] = rng.choice((0, 0, 30, 3600))
+    return tuple(sorted(out.items()))
+
+
+def schedule_plan(
+    seed: int,
+    schedules: int,
+    units: tuple[int, int],
+    *,
+    options: Mapping[str, Any] | None = None,
+    unit_weights: str = "uniform",
+) -> list[Schedule]:
+    """Every schedule of a campaign, derived from the campaign seed alone."""
+    if unit_weights not in UNIT_WEIGHTS:
+        raise ValueError(f"unit weights must be one of {', '.join(UNIT_WEIGHTS)}")
     rng = random.Random(seed)
-    return [(rng.randrange(2**31), rng.randint(units[0], units[1])) for _ in range(schedules)]
+    plan = []
+    for i in range(schedules):
+        run_seed = rng.randrange(2**31)
+        n = _draw_units(rng, units, unit_weights)
+        config = _draw_config(rng, options or {})
+        plan.append(Schedule(i, run_seed, n, config))
+    return plan
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    charm_dir: str
+    scenario: str
+    runtime: str
+    faults: str
+    config: SimConfig
+    schedule: Schedule
+
+
+def run_schedule(
+    charm_dir: str,
+    schedule: Schedule,
+    *,
+    scenario: str = "rolling-restart",
+    runtime: str = "inprocess",
+    faults: FaultSpec | str | None = None,
+    config: SimConfig | None = None,
+) -> ScheduleResult:
+    """Run one schedule and summarise it (what each worker does)."""
+    from jujusim.runner import run_scenario
+
+    spec = faults if isinstance(faults, FaultSpec) else parse_faults(faults)
+    started = time.perf_counter()
+    try:
+        r = run_scenario(
+            charm_dir,
+            units=schedule.units,
+            scenario=scenario,
+            runtime=runtime,
+            seed=schedule.seed,
+            faults=spec,
+            config=config,
+            charm_config=dict(schedule.config),
+        )
+    except Exception as e:  # a crash is a finding too: report it with its seed
+        return ScheduleResult(
+            schedule,
+            False,
+            (f"crash: {e!r}",),
+            0,
+            "crash",
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            schedule.units,
+            time.perf_counter() - started,
+            error=repr(e),
+        )
+    hostile = getattr(r, "hostile_units", [])
+    return ScheduleResult(
+        schedule=schedule,
+        completed=r.completed,
+        violations=tuple(r.violations),
+        lost_requests=r.verdict.lost_requests,
+        end=r.end,
+        hooks=r.hooks,
+        hooks_total=r.hooks_total,
+        operations=sum(1 for o in r.verdict.operations if o.end is not None),
+        max_concurrent=r.verdict.max_concurrent,
+        rounds=r.rounds,
+        databag_bytes_max=r.databag_bytes_max,
+        failed_hooks=r.failed_hooks,
+        leader_changes=r.leader_changes,
+        removed=len(r.removed_units),
+        added=len(r.added_units),
+        hostile=len(hostile),
+        units_ever=len(r.unit_names),
+        wall_s=r.wall_s,
+    )
+
+
+def _work(job: _Job) -> ScheduleResult:
+    return run_schedule(
+        job.charm_dir,
+        job.schedule,
+        scenario=job.scenario,
+        runtime=job.runtime,
+        faults=job.faults,
+        config=job.config,
+    )
+
+
+def _results(jobs: Sequence[_Job], workers: int) -> Iterator[ScheduleResult]:
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield _work(job)
+        return
+    # fork keeps the parent's imports (ops, the charm) warm; each worker runs whole
+    # schedules, so nothing but the small summaries crosses processes.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
+    with ctx.Pool(workers, maxtasksperchild=500) as pool:
+        yield from pool.imap_unordered(_work, jobs, chunksize=4)
+
+
+def default_workers() -> int:
+    """One worker per CPU this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def run_campaign(
@@ -80,59 +348,91 @@ def run_campaign(
     seed: int = 0,
     faults: FaultSpec | None = None,
     config: SimConfig | None = None,
-    on_schedule: Callable[[int, RunResult], None] | None = None,
+    on_schedule: Callable[[int, ScheduleResult], None] | None = None,
+    workers: int = 1,
+    unit_weights: str = "uniform",
 ) -> CampaignResult:
-    """Run ``schedules`` seeded runs and add them up."""
+    """Run ``schedules`` seeded runs (in ``workers`` processes) and add them up."""
     started = time.perf_counter()
     faults = faults or FaultSpec()
-    totals = dict(violations=0, lost=0, stalled=0, storms=0, hooks=0, conc=0, rounds=0, ok=0)
-    failing: list[dict[str, Any]] = []
-    for i, (run_seed, n) in enumerate(schedule_plan(seed, schedules, units)):
-        result = run_scenario(
-            charm_dir,
-            units=n,
-            scenario=scenario,
-            runtime=runtime,
-            seed=run_seed,
-            faults=faults,
-            config=config,
-        )
-        totals["violations"] += len(result.violations)
-        totals["lost"] += result.verdict.lost_requests
-        totals["stalled"] += result.end == "stalled"
-        totals["storms"] += result.end == "storm"
-        totals["hooks"] += result.hooks
-        totals["conc"] = max(totals["conc"], result.verdict.max_concurrent)
-        totals["rounds"] = max(totals["rounds"], result.rounds)
-        totals["ok"] += result.completed
-        if result.violations or not result.completed:
-            failing.append(
-                {
-                    "seed": run_seed,
-                    "units": n,
-                    "violations": result.violations,
-                    "replay": f"python -m jujusim run {shlex.quote(charm_dir)} --units {n} "
-                    f"--scenario {scenario} --runtime {runtime} --seed {run_seed} "
-                    f"--faults {shlex.quote(str(faults))}",
-                }
-            )
-        if on_schedule is not None:
-            on_schedule(i, result)
-    return CampaignResult(
+    spec = load_charm_spec(charm_dir)
+    options = spec.config.get("options") or {}
+    plan = schedule_plan(seed, schedules, units, options=options, unit_weights=unit_weights)
+    jobs = [
+        _Job(charm_dir, scenario, runtime, str(faults), config or SimConfig(), s) for s in plan
+    ]
+    out = CampaignResult(
         schedules=schedules,
         units=units,
         runtime=runtime,
         scenario=scenario,
         seed=seed,
         faults=str(faults),
-        violations=totals["violations"],
-        lost_requests=totals["lost"],
-        stalled=totals["stalled"],
-        storms=totals["storms"],
-        hooks=totals["hooks"],
-        wall_s=time.perf_counter() - started,
-        failing=failing,
-        max_concurrent=totals["conc"],
-        rounds_max=totals["rounds"],
-        completed=totals["ok"],
+        violations=0,
+        lost_requests=0,
+        stalled=0,
+        storms=0,
+        hooks=0,
+        wall_s=0.0,
+        failing=[],
+        max_concurrent=0,
+        rounds_max=0,
+        completed=0,
+        workers=workers,
+        unit_weights=unit_weights,
     )
+    for done, result in enumerate(_results(jobs, workers)):
+        _add(out, result, charm_dir, scenario, runtime, faults)
+        if on_schedule is not None:
+            on_schedule(done, result)
+    out.failing.sort(key=lambda f: f["index"])
+    out.wall_s = time.perf_counter() - started
+    return out
+
+
+def _add(
+    out: CampaignResult,
+    r: ScheduleResult,
+    charm_dir: str,
+    scenario: str,
+    runtime: str,
+    faults: FaultSpec,
+) -> None:
+    out.violations += len(r.violations)
+    out.lost_requests += r.lost_requests
+    out.stalled += r.end == "stalled"
+    out.storms += r.end == "storm"
+    out.hooks += r.hooks
+    out.hooks_total += r.hooks_total
+    out.max_concurrent = max(out.max_concurrent, r.max_concurrent)
+    out.rounds_max = max(out.rounds_max, r.rounds)
+    out.completed += r.completed
+    out.databag_bytes_max = max(out.databag_bytes_max, r.databag_bytes_max)
+    out.hooks_per_op_ratio_max = max(out.hooks_per_op_ratio_max, r.hooks_per_op_ratio)
+    out.failed_hooks += r.failed_hooks
+    out.leader_changes += r.leader_changes
+    out.removed_units += r.removed
+    out.added_units += r.added
+    out.hostile_units += r.hostile
+    for row in (
+        out.by_units.setdefault(r.units, {"schedules": 0, "failing": 0, "hooks": 0}),
+        out.by_rule.setdefault(r.schedule.rule(), {"schedules": 0, "failing": 0, "hooks": 0}),
+    ):
+        row["schedules"] += 1
+        row["failing"] += not r.ok
+        row["hooks"] += r.hooks_total
+    if not r.ok:
+        s = r.schedule
+        out.failing.append(
+            {
+                "seed": s.seed,
+                "units": s.units,
+                "index": s.index,
+                "config": dict(s.config),
+                "end": r.end,
+                "violations": list(r.violations),
+                "replay": f"python -m jujusim run {shlex.quote(charm_dir)} --units {s.units} "
+                f"--scenario {scenario} --runtime {runtime} --seed {s.seed} "
+                f"--faults {shlex.quote(str(faults))}{s.config_args()}",
+            }
+        )

@@ -76,12 +76,38 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeline", metavar="FILE.svg", help="write a swimlane SVG")
     run.add_argument("--no-timeline", action="store_true", help="print only the summary")
     run.add_argument("--width", type=int, default=72, help="columns of the text timeline")
+    run.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="charm config at deploy (juju deploy --config); repeatable; what a campaign's "
+        "replay command passes",
+    )
 
     camp = sub.add_parser("campaign", help="run many seeded schedules and add them up")
     common(camp)
     camp.add_argument("--schedules", type=int, required=True, help="number of schedules")
     camp.add_argument("--units", type=_units_range, default=(2, 5), help="N or A..B")
     camp.add_argument("--runtime", choices=("process", "inprocess"), default="inprocess")
+    camp.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="worker processes (default: one per CPU; 1 runs in this process)",
+    )
+    camp.add_argument(
+        "--unit-weights",
+        choices=("uniform", "cost"),
+        default="uniform",
+        help="how unit counts are drawn: uniform, or cost (weight 1/N^2: the same compute "
+        "for every unit count)",
+    )
+    camp.add_argument(
+        "--markdown",
+        metavar="FILE",
+        help="write the reliability report (fault model, invariants, these figures)",
+    )
     return parser
 
 
@@ -105,6 +131,9 @@ def _write_json(path: str, data: dict[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns 0 when every run completed without violations."""
     args = _parser().parse_args(argv)
+    args.command_line = "python -m jujusim " + " ".join(
+        shlex.quote(str(a)) for a in (sys.argv[1:] if argv is None else argv)
+    )
     try:
         faults = parse_faults(args.faults)
     except ValueError as e:
@@ -124,6 +153,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def _charm_config(charm_dir: str, items: Sequence[str]) -> dict[str, Any]:
+    """``--config KEY=VALUE`` items, typed by the charm's config.yaml."""
+    from jujusim.charmspec import load_charm_spec
+
+    options = load_charm_spec(charm_dir).config.get("options") or {}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in options:
+            raise ValueError(f"--config {item!r}: expected KEY=VALUE with KEY in config.yaml")
+        kind = (options.get(key) or {}).get("type", "string")
+        if kind == "int":
+            out[key] = int(value)
+        elif kind == "float":
+            out[key] = float(value)
+        elif kind == "boolean":
+            out[key] = value.lower() in ("true", "yes", "1")
+        else:
+            out[key] = value
+    return out
+
+
 def _run(args: argparse.Namespace, faults: Any, config: SimConfig, progress: Any) -> int:
     from jujusim.report import summary, text_timeline
     from jujusim.runner import run_scenario
@@ -138,6 +189,7 @@ def _run(args: argparse.Namespace, faults: Any, config: SimConfig, progress: Any
         config=config,
         max_hooks=args.max_hooks,
         progress=progress,
+        charm_config=_charm_config(args.charm_dir, args.config),
         upgrade_to=args.upgrade_to,
     )
     progress.done()
@@ -156,7 +208,7 @@ def _run(args: argparse.Namespace, faults: Any, config: SimConfig, progress: Any
 
 
 def _campaign(args: argparse.Namespace, faults: Any, config: SimConfig, progress: Any) -> int:
-    from jujusim.campaign import run_campaign
+    from jujusim.campaign import default_workers, run_campaign
 
     def on_schedule(i: int, result: Any) -> None:
         if progress.enabled:
@@ -178,6 +230,8 @@ def _campaign(args: argparse.Namespace, faults: Any, config: SimConfig, progress
         faults=faults,
         config=config,
         on_schedule=on_schedule,
+        workers=args.workers or default_workers(),
+        unit_weights=args.unit_weights,
     )
     progress.done()
     data = result.to_json()
@@ -195,4 +249,9 @@ def _campaign(args: argparse.Namespace, faults: Any, config: SimConfig, progress
             print(f"    replay: {f['replay']}")
     if args.json:
         _write_json(args.json, data)
+    if args.markdown:
+        from jujusim.reliability import markdown
+
+        with open(args.markdown, "w", encoding="utf-8") as md:
+            md.write(markdown(result, command=args.command_line))
     return 0 if not result.failing else 1

@@ -117,6 +117,14 @@ class Simulator:
         self._work = 0
         self._running: dict[str, _Running] = {}
         self._targeted_left = {t: t.count for t in self.faults.targeted}
+        self._erroring: dict[str, float] = {}
+        """Units failing every hook until the given logical time (persist, leader-error)."""
+        self._slow: set[str] = set()
+        self.hostile: list[str] = []
+        """Units whose bag a ``hostile`` fault overwrote (exempt from their own requests)."""
+        self.hostile_payloads: list[tuple[str, str]] = []
+        self.faults_end: float | None = None
+        """When the last fault stopped (window end, or a later persistent failure's end)."""
         self._progress = 0
         self._tmp = None
         if workdir is None:
@@ -267,6 +275,17 @@ class Simulator:
                 self._push(self.now + self.rng.uniform(0, self.faults.window), _FAULT, "remove")
             for _ in range(self.faults.add):
                 self._push(self.now + self.rng.uniform(0, self.faults.window), _FAULT, "add")
+            self.faults_end = self.now + self.faults.window
+            extra = (
+                ["persist"] * self.faults.persist
+                + ["leader-error"] * bool(self.faults.leader_error)
+                + ["burst"] * self.faults.burst
+                + ["hostile"] * self.faults.hostile
+            )
+            for what in extra:
+                self._push(self.now + self.rng.uniform(0, self.faults.window), _FAULT, what)
+            alive = sorted(self.model.alive)
+            self._slow = set(self.rng.sample(alive, min(self.faults.slow, len(alive))))
 
     # immediate effects (ImmediateSink) -----------------------------------------------
 
@@ -333,7 +352,11 @@ class Simulator:
         return env
 
     def _injected_failure(self, unit: str, hook: HookInfo) -> str:
-        if hook.kind == "action" or not self._in_window():
+        if hook.kind == "action":
+            return ""
+        if self._erroring.get(unit, -1.0) > self.now:
+            return "injected failure (persistent)"
+        if not self._in_window():
             return ""
         for target, left in self._targeted_left.items():
             if left <= 0:
@@ -386,6 +409,8 @@ class Simulator:
         duration = self.rng.uniform(lo, hi)
         if self.faults.delay and self._in_window() and self.rng.random() < self.faults.delay:
             duration += self.rng.uniform(10.0, 120.0)
+        if unit in self._slow and self._in_window():
+            duration += self.rng.uniform(30.0, 300.0)
         self._push(self.now + duration, _COMMIT, unit)
         self._fault_step()
 
@@ -588,12 +613,91 @@ class Simulator:
         else:
             self.model.leader = None
 
+    def _lock_states(self) -> dict[str, str]:
+        """Each unit's standing per its workload journal: waiting, holding or idle."""
+        state: dict[str, str] = {}
+        for rec in self.records[-400:]:
+            for line in rec.journal:
+                if line.event == "request":
+                    state[line.unit] = "waiting"
+                elif line.event in ("granted", "begin"):
+                    state[line.unit] = "holding" if rec.end < 0 else "held"
+                elif line.event == "release":
+                    state[line.unit] = "holding" if rec.end < 0 else "idle"
+        return state
+
     def _fault(self, what: str) -> None:
         if what == "remove":
             if len(self.model.alive) > 1:
-                self.remove_unit(self.rng.choice(self.model.alive))
+                # Aim at the interesting moments: a unit inside its operation (its hook
+                # is running), else one waiting for the lock, else anyone.
+                states = self._lock_states()
+                alive = self.model.alive
+                holding = [u for u in alive if states.get(u) == "holding"]
+                waiting = [u for u in alive if states.get(u) == "waiting"]
+                pool = holding if holding and self.rng.random() < 0.5 else waiting or alive
+                self.remove_unit(self.rng.choice(pool or alive))
         elif what == "add":
             self.added.append(self.add_unit())
+        elif what in ("persist", "leader-error"):
+            unit = self.model.leader if what == "leader-error" else None
+            if unit is None and self.model.alive:
+                unit = self.rng.choice(self.model.alive)
+            if unit is not None:
+                lasting = (
+                    self.faults.leader_error
+                    if what == "leader-error"
+                    else self.rng.uniform(60.0, 600.0)
+                )
+                until = self.now + lasting
+                self._erroring[unit] = max(self._erroring.get(unit, 0.0), until)
+                self.faults_end = max(self.faults_end or 0.0, until)
+        elif what == "burst":
+            at = self.now
+            for _ in range(self.rng.randint(2, 5)):
+                at += self.rng.uniform(0.2, 5.0)
+                self._push(at, _FAULT, "token")
+        elif what == "token":
+            if "restart-token" in self.model.config:
+                self.set_config({"restart-token": f"burst-{self.rng.randrange(16**8):08x}"})
+        elif what == "hostile":
+            self._hostile()
+
+    def _hostile(self) -> None:
+        """Overwrite one unit's coordinator key with garbage, as a buggy revision would."""
+        from jujusim.hostile import HOSTILE_KEY, PAYLOADS, payload
+
+        alive = [u for u in self.model.alive if u not in self.hostile]
+        if len(alive) < 2:
+            return
+        unit = self.rng.choice(alive)
+        other = self.rng.choice([u for u in alive if u != unit])
+        name = self.rng.choice(PAYLOADS)
+        self.poison(unit, HOSTILE_KEY, payload(name, unit, other), name)
+
+    def poison(self, unit: str, key: str, value: str, label: str = "custom") -> None:
+        """Commit ``key=value`` into ``unit``'s bag on every peer relation, now.
+
+        Models a charm revision that wrote garbage and exited 0: the others get
+        relation-changed for it. The unit is recorded in :attr:`hostile`.
+        """
+        if unit not in self.hostile:
+            self.hostile.append(unit)
+        self.hostile_payloads.append((unit, label))
+        for rid, rel in self.model.relations.items():
+            if unit not in rel.unit_bags:
+                continue
+            new = dict(rel.unit_bags[unit])
+            new[key] = value
+            rel.unit_bags[unit] = new
+            rel.unit_versions[unit] = rel.unit_versions.get(unit, 0) + 1
+            rel.unit_depths[unit] = 0
+            self._progress += 1
+            for name, other in self.agents.items():
+                local = other.relations.get(rid)
+                if name != unit and local is not None and unit in local.members:
+                    other.note_cause(("unit", rid, unit), 0)
+                    self._wake(name)
 
     # the main loop -----------------------------------------------------------------
 

@@ -13,8 +13,17 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 
 from jujusim.engine import HookRecord
+from jujusim.journal import JournalRecord
 
-__all__ = ["Operation", "Verdict", "check", "operations"]
+__all__ = [
+    "Operation",
+    "Verdict",
+    "bounds",
+    "check",
+    "databag_bound",
+    "hooks_per_operation_bound",
+    "operations",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +41,8 @@ class Operation:
     begin_hook: int
     end_hook: int | None
     end_depth: int | None
+    shared_limit: int = 0
+    """Shared holders allowed at once (0: no limit), from the journal's ``shared_limit``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +58,7 @@ class Verdict:
 
 def operations(records: Iterable[HookRecord], since: float | None = None) -> list[Operation]:
     """Pair begin/end lines per unit and op, in logical time; ``since`` filters by begin."""
-    open_ops: dict[tuple[str, str], tuple[HookRecord, str, str, int]] = {}
+    open_ops: dict[tuple[str, str], tuple[HookRecord, str, str, int, int]] = {}
     out: list[Operation] = []
     for rec in records:
         for line in rec.journal:
@@ -56,9 +67,9 @@ def operations(records: Iterable[HookRecord], since: float | None = None) -> lis
                 if key in open_ops:
                     # begun again without an end (e.g. a hook retried): keep the first begin
                     continue
-                open_ops[key] = (rec, line.lock, line.mode, line.limit)
+                open_ops[key] = (rec, line.lock, line.mode, line.limit, _shared_limit(line))
             elif line.event == "end" and key in open_ops:
-                began, lock, mode, limit = open_ops.pop(key)
+                began, lock, mode, limit, shared_limit = open_ops.pop(key)
                 out.append(
                     Operation(
                         line.unit,
@@ -71,16 +82,25 @@ def operations(records: Iterable[HookRecord], since: float | None = None) -> lis
                         began.index,
                         rec.index,
                         rec.depth,
+                        shared_limit,
                     )
                 )
-    for (unit, op), (began, lock, mode, limit) in open_ops.items():
+    for (unit, op), (began, lock, mode, limit, shared_limit) in open_ops.items():
         out.append(
-            Operation(unit, op, lock, mode, limit, began.start, None, began.index, None, None)
+            Operation(
+                unit, op, lock, mode, limit, began.start, None, began.index, None, None,
+                shared_limit,
+            )
         )
     if since is not None:
         out = [o for o in out if o.start >= since]
     out.sort(key=lambda o: (o.start, o.unit))
     return out
+
+
+def _shared_limit(line: JournalRecord) -> int:
+    value = dict(line.extra).get("shared_limit", 0)
+    return value if isinstance(value, int) and value > 0 else 0
 
 
 def _exclusion(ops: Sequence[Operation]) -> tuple[int, list[str]]:
@@ -109,11 +129,18 @@ def _exclusion(ops: Sequence[Operation]) -> tuple[int, list[str]]:
             exclusive = [x for x in inside if x.mode == "exclusive"]
             shared = [x for x in inside if x.mode == "shared"]
             limit = min(x.limit for x in inside)
-            bad = len(exclusive) > limit or (exclusive and shared)
+            shared_limits = [x.shared_limit for x in inside if x.shared_limit > 0]
+            shared_limit = min(shared_limits) if shared_limits else 0
+            bad = (
+                len(exclusive) > limit
+                or bool(exclusive and shared)
+                or (shared_limit > 0 and len(shared) > shared_limit)
+            )
             if bad and not reported:
                 who = ", ".join(sorted(f"{x.unit}({x.mode})" for x in inside))
                 violations.append(
-                    f"exclusion: {len(inside)} inside lock {lock!r} (limit {limit}) "
+                    f"exclusion: {len(inside)} inside lock {lock!r} (limit {limit}"
+                    f"{f', shared limit {shared_limit}' if shared_limit else ''}) "
                     f"at t={t:.1f}s: {who}"
                 )
                 reported = True  # one report per lock is enough to fail the run
@@ -172,3 +199,47 @@ def check(
         o.end is not None or o.unit in removed for o in ops
     )
     return Verdict(tuple(ops), max_concurrent, tuple(dict.fromkeys(violations)), lost, completed)
+
+
+def databag_bound(units_ever: int) -> int:
+    """Largest honest peer databag allowed: fixed overhead plus a constant per unit.
+
+    A unit document holds one small record per lock (about 60 bytes), the application
+    document about 30 bytes per queued request; the default address keys add about
+    100. 64 bytes per unit that ever existed and 1 KiB of slack bound both.
+    """
+    return 1024 + 64 * units_ever
+
+
+def hooks_per_operation_bound(units_ever: int) -> float:
+    """Most hooks the model may run per completed operation, faults included.
+
+    Fault-free, a rolling restart of N units costs about 3N hooks per operation
+    (every unit-bag commit wakes every peer); retries, update-status while a unit is
+    in error, leader changes and bursts add a constant factor. 12N + 60 bounds it.
+    """
+    return 12.0 * units_ever + 60.0
+
+
+def bounds(
+    *,
+    units_ever: int,
+    databag_bytes_max: int,
+    hooks: int,
+    operations_done: int,
+) -> list[str]:
+    """Violations of the size and cost bounds (bounded databags, hooks per operation)."""
+    out: list[str] = []
+    limit = databag_bound(units_ever)
+    if databag_bytes_max > limit:
+        out.append(
+            f"databag size: {databag_bytes_max} bytes > bound {limit} for {units_ever} units"
+        )
+    per_op = hooks / max(operations_done, 1)
+    bound = hooks_per_operation_bound(units_ever)
+    if per_op > bound:
+        out.append(
+            f"hooks per operation: {hooks} hooks for {operations_done} operations "
+            f"({per_op:.1f} > bound {bound:.0f} for {units_ever} units)"
+        )
+    return out

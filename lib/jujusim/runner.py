@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jujusim.charmspec import CharmSpec, load_charm_spec
 from jujusim.context import Runtime
 from jujusim.engine import HookRecord, SimConfig, Simulator
 from jujusim.faults import FaultSpec
-from jujusim.invariants import Verdict, check, operations
+from jujusim.invariants import Verdict, bounds, check, operations
 from jujusim.model import Model
 from jujusim.scenarios import SCENARIOS
 
@@ -69,6 +69,8 @@ class RunResult:
     trigger_time: float
     records: list[HookRecord] = dataclasses.field(repr=False)
     unit_names: list[str] = dataclasses.field(default_factory=list)
+    hostile_units: list[str] = dataclasses.field(default_factory=list)
+    """Units whose bag a ``hostile`` fault overwrote (exempt from their own requests)."""
     upgraded_units: list[str] = dataclasses.field(default_factory=list)
     model: Model | None = dataclasses.field(default=None, repr=False)
     """The model as the run left it (databags, leader settings), for inspection."""
@@ -111,6 +113,7 @@ class RunResult:
             "removed_units": self.removed_units,
             "added_units": self.added_units,
             "upgraded_units": self.upgraded_units,
+            "hostile_units": self.hostile_units,
         }
 
 
@@ -128,8 +131,13 @@ def run_scenario(
     progress: Callable[[Simulator, str], None] | None = None,
     spec: CharmSpec | None = None,
     upgrade_to: str | None = None,
+    charm_config: Mapping[str, Any] | None = None,
 ) -> RunResult:
-    """Deploy ``units`` units, settle, trigger ``scenario``, settle, check invariants."""
+    """Deploy ``units`` units, settle, trigger ``scenario``, settle, check invariants.
+
+    ``charm_config`` overrides the charm's config defaults from deploy on (``juju
+    deploy --config``).
+    """
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r} (known: {', '.join(sorted(SCENARIOS))})")
     if units < 1:
@@ -157,6 +165,8 @@ def run_scenario(
         sim.runtime = rt
         runtime_name = rt.name
         sim.upgrade_target = upgrade_to  # the upgrade scenarios' new charm directory
+        if charm_config:
+            sim.model.config.update(charm_config)
         sim.deploy(units)
         end = sim.run_until_quiet(budget)
         deploy_hooks = len(sim.records)
@@ -170,8 +180,10 @@ def run_scenario(
                 finished = {
                     o.unit for o in operations(sim.records, trigger) if o.end is not None
                 }
-                return all(u in finished or u in sim.removed for u in required) and not any(
-                    o.end is None for o in operations(sim.records, trigger)
+                exempt = {*sim.removed, *sim.hostile}
+                return all(u in finished or u in exempt for u in required) and not any(
+                    o.end is None and o.unit not in exempt
+                    for o in operations(sim.records, trigger)
                 )
 
             end = sim.run_until_quiet(budget, done)
@@ -182,10 +194,20 @@ def run_scenario(
             sim.records,
             since=sim.trigger_time,
             required_units=required,
-            removed_units=sim.removed,
+            removed_units=[*sim.removed, *sim.hostile],
             phase_end=end,
             hooks_run=hooks_after,
         )
+        size_and_cost = bounds(
+            units_ever=len(sim.agents),
+            databag_bytes_max=sim.model.databag_bytes_max,
+            hooks=hooks_after,
+            operations_done=sum(1 for o in verdict.operations if o.end is not None),
+        )
+        if size_and_cost and end == "quiet":
+            verdict = dataclasses.replace(
+                verdict, violations=(*verdict.violations, *size_and_cost)
+            )
         if deploy_hooks and not required:
             verdict = dataclasses.replace(
                 verdict,
@@ -219,6 +241,7 @@ def run_scenario(
             trigger_time=sim.trigger_time or 0.0,
             records=sim.records,
             unit_names=list(sim.agents),
+            hostile_units=list(sim.hostile),
             upgraded_units=list(sim.upgraded),
             model=sim.model,
         )
