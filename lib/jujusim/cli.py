@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one scenario and print its timeline")
     common(run)
     run.add_argument("--units", type=int, required=True, help="number of units")
-    run.add_argument("--runtime", choices=("process", "inprocess"), default="process")
+    run.add_argument("--runtime", choices=("process", "inprocess", "direct"), default="process")
     run.add_argument("--timeline", metavar="FILE.svg", help="write a swimlane SVG")
     run.add_argument("--no-timeline", action="store_true", help="print only the summary")
     run.add_argument("--width", type=int, default=72, help="columns of the text timeline")
@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     common(camp)
     camp.add_argument("--schedules", type=int, required=True, help="number of schedules")
     camp.add_argument("--units", type=_units_range, default=(2, 5), help="N or A..B")
-    camp.add_argument("--runtime", choices=("process", "inprocess"), default="inprocess")
+    camp.add_argument("--runtime", choices=("process", "inprocess", "direct"), default="inprocess")
     camp.add_argument(
         "--workers",
         type=int,

@@ -24,6 +24,10 @@ def make_runtime(name: str, charm_dir: str, workdir: str) -> Runtime:
         from jujusim.inprocess import InProcessRuntime
 
         return InProcessRuntime(charm_dir, workdir)
+    if name == "direct":
+        from jujusim.direct import DirectRuntime
+
+        return DirectRuntime(charm_dir, workdir)
     if name == "process":
         try:
             from jujusim import process  # type: ignore[attr-defined, unused-ignore]
@@ -34,7 +38,7 @@ def make_runtime(name: str, charm_dir: str, workdir: str) -> Runtime:
             ) from e
         runtime: Runtime = process.ProcessRuntime(charm_dir, workdir)
         return runtime
-    raise ValueError(f"unknown runtime {name!r} (process or inprocess)")
+    raise ValueError(f"unknown runtime {name!r} (process, inprocess or direct)")
 
 
 def default_max_hooks(units: int) -> int:
@@ -228,7 +232,7 @@ def run_scenario(
             hooks_total=len(sim.records),
             rounds=rounds,
             hook_tool_calls=sum(r.tool_calls for r in after),
-            hook_tool_calls_exact=runtime_name != "inprocess",
+            hook_tool_calls_exact=runtime_name == "process",
             databag_bytes_max=sim.model.databag_bytes_max,
             wall_s=time.perf_counter() - started,
             logical_s=sim.now - (sim.trigger_time or 0.0),
