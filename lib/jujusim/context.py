@@ -17,7 +17,14 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
-__all__ = ["HookContext", "HookInvocation", "HookOutcome", "HookToolError", "Runtime"]
+__all__ = [
+    "ExecRequest",
+    "HookContext",
+    "HookInvocation",
+    "HookOutcome",
+    "HookToolError",
+    "Runtime",
+]
 
 
 class HookToolError(Exception):
@@ -35,7 +42,8 @@ class HookInvocation:
 
     unit: str
     """Unit name, e.g. ``coordinated-app/0``."""
-    kind: Literal["hook", "action"]
+    kind: Literal["hook", "action", "exec"]
+    """``exec``: a ``juju-exec`` run; ``action_params["command"]`` is its shell command."""
     name: str
     """Hook name as Juju spells it (``peer-relation-changed``) or the action name."""
     env: Mapping[str, str] = dataclasses.field(default_factory=dict[str, str])
@@ -53,6 +61,22 @@ class HookOutcome:
     """Hook-tool invocations the hook made (process runtime: real executables)."""
     stdout: str = ""
     stderr: str = ""
+    execs: tuple[ExecRequest, ...] = ()
+    """``juju-exec`` runs that background processes of this hook asked for."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ExecRequest:
+    """``juju-exec -u UNIT COMMAND`` from a hook's background process, waiting to run.
+
+    ``delay`` is the logical time from the start of the hook that started the process
+    to the call (its logical sleeps included); ``id`` names the waiting client.
+    """
+
+    unit: str
+    command: str
+    delay: float
+    id: str
 
 
 class HookContext(Protocol):

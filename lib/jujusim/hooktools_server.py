@@ -23,6 +23,7 @@ import socketserver
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 
 from .hooktools import TOOL_NAMES, ToolResult, ToolSession, call_tool
 
@@ -124,7 +125,10 @@ class _Handler(socketserver.BaseRequestHandler):
             logger.debug("incomplete hook tool request (a probe?): %s", e)
             return
         session = self.server.owner.session(context_id)
-        if session is None:
+        exec_handler = self.server.owner.exec_handler
+        if tool == "juju-exec" and exec_handler is not None:
+            result = exec_handler(argv)  # blocks until the simulator has run it
+        elif session is None:
             result = ToolResult(1, "", f"ERROR unknown hook context {context_id!r}\n")
         else:
             result = call_tool(session, tool, argv, stdin, cwd)
@@ -152,6 +156,8 @@ class ToolServer:
 
     def __init__(self) -> None:
         self._sessions: dict[str, ToolSession] = {}
+        self.exec_handler: Callable[[list[str]], ToolResult] | None = None
+        """Serves ``juju-exec`` (no hook context), see :mod:`jujusim.machine`."""
         self._lock = threading.Lock()
         self._server = _Server(self)
         self.port: int = self._server.server_address[1]

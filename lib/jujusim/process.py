@@ -22,13 +22,15 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 
 import yaml
 
-from .context import HookContext, HookInvocation, HookOutcome
-from .hooktools import ToolSession
+from .context import ExecRequest, HookContext, HookInvocation, HookOutcome
+from .hooktools import ToolResult, ToolSession
 from .hooktools_server import ToolServer, install_tools
+from .machine import install_machine
 
 __all__ = ["JUJU_VERSION", "ProcessRuntime"]
 
@@ -84,6 +86,8 @@ class ProcessRuntime:
         timeout: float | None = None,
         juju_version: str = JUJU_VERSION,
         prefer_bash: bool = True,
+        machine: bool = True,
+        background_wait: float = 10.0,
     ) -> None:
         self.charm_dir = os.path.abspath(charm_dir)
         self.workdir = os.path.abspath(workdir)
@@ -97,6 +101,17 @@ class ProcessRuntime:
             self.tools_dir, self._server.port, prefer_bash=prefer_bash
         )
         """``"bash"`` or ``"python"``: which hook-tool client the charm processes use."""
+        self.machine_root: str | None = None
+        """The machine shim (``jujusim.machine``): Juju's files, the clock, juju-exec."""
+        self._machine_bin: str | None = None
+        self.background_wait = background_wait
+        self._execs: dict[str, _PendingExec] = {}
+        if machine:
+            self.machine_root = tempfile.mkdtemp(prefix="machine-", dir=self.workdir)
+            self._machine_bin = install_machine(
+                self.machine_root, port=self._server.port, juju_version=juju_version
+            )
+            self._server.exec_handler = self._juju_exec
         self._lock = threading.Lock()
         self._prepared: set[str] = set()
         self._ports: dict[str, dict[str, tuple[str, ...]]] = {}
@@ -185,10 +200,13 @@ class ProcessRuntime:
             "JUJU_SLA": "unsupported",
             "CLOUD_API_VERSION": "",
             "PATH": os.pathsep.join(
-                p for p in (self.tools_dir, os.path.dirname(sys.executable), env.get("PATH"))
+                p for p in (self.tools_dir, self._machine_bin, os.path.dirname(sys.executable),
+                            env.get("PATH"))
                 if p
             ),
         })  # fmt: skip
+        if self.machine_root is not None:
+            env["JUJUSIM_MACHINE_ROOT"] = self.machine_root
         env.update(invocation.env)
         if is_action:
             uuid = env.setdefault("JUJU_ACTION_UUID", secrets.token_hex(16))
@@ -199,6 +217,8 @@ class ProcessRuntime:
     def run(self, invocation: HookInvocation, ctx: HookContext) -> HookOutcome:
         """Run one hook or action to completion; tool calls are served meanwhile."""
         charm = self.unit_charm_dir(invocation.unit)
+        if invocation.kind == "exec":
+            return self._run_exec(invocation, ctx, charm)
         kind_dir = "actions" if invocation.kind == "action" else "hooks"
         argv0 = os.path.join(charm, "dispatch")
         if not os.path.exists(argv0):
@@ -214,24 +234,113 @@ class ProcessRuntime:
         )
         self._server.register(context_id, session)
         try:
-            code, out, err = self._spawn(argv0, charm, env)
+            code, out, err, execs = self._spawn([argv0], charm, env)
         finally:
             self._server.unregister(context_id)
         if code == 0:
             with self._lock:
                 self._ports[invocation.unit] = dict(session.ports)
-        return HookOutcome(exit_code=code, tool_calls=session.calls, stdout=out, stderr=err)
+        return HookOutcome(
+            exit_code=code, tool_calls=session.calls, stdout=out, stderr=err, execs=execs
+        )
 
-    def _spawn(self, argv0: str, cwd: str, env: Mapping[str, str]) -> tuple[int, str, str]:
+    # -- juju-exec (machine shim) -------------------------------------------------------------
+
+    def _juju_exec(self, argv: list[str]) -> ToolResult:
+        """Serve ``juju-exec [-u UNIT] COMMAND...``: park until the simulator runs it."""
+        meta: dict[str, str] = {}
+        while argv[:1] and argv[0] in ("--jujusim-pgid", "--jujusim-elapsed"):
+            meta[argv[0]], argv = argv[1], argv[2:]
+        unit = ""
+        words: list[str] = []
+        it = iter(argv)
+        for a in it:
+            if a in ("-u", "--unit"):
+                unit = next(it, "")
+            elif a.startswith("--unit="):
+                unit = a.split("=", 1)[1]
+            else:
+                words.append(a)
+        if not unit or not words:
+            return ToolResult(2, "", "ERROR juju-exec: need -u UNIT and a command\n")
+        try:
+            pgid, elapsed = int(meta["--jujusim-pgid"]), float(meta["--jujusim-elapsed"])
+        except (KeyError, ValueError):
+            return ToolResult(2, "", "ERROR juju-exec: not called through the machine shim\n")
+        pending = _PendingExec(
+            ExecRequest(
+                unit=unit, command=" ".join(words), delay=elapsed, id=secrets.token_hex(8)
+            ),
+            pgid,
+        )
+        with self._lock:
+            self._execs[pending.request.id] = pending
+        pending.done.wait()
+        return pending.result
+
+    def _run_exec(
+        self, invocation: HookInvocation, ctx: HookContext, charm: str
+    ) -> HookOutcome:
+        """Run a queued ``juju-exec`` command in a hook context, then answer its caller."""
+        request_id = str(invocation.action_params.get("id", ""))
+        command = str(invocation.action_params.get("command", ""))
+        context_id = f"{invocation.unit}-juju-exec-{secrets.randbelow(1 << 63)}"
+        env = self._environment(invocation, ctx, charm, context_id)
+        for name in ("JUJU_HOOK_NAME", "JUJU_DISPATCH_PATH"):
+            env.pop(name, None)  # a juju-exec context has neither; the command sets its own
+        session = ToolSession(
+            ctx, invocation, env, self._endpoints, ports=self.unit_ports(invocation.unit)
+        )
+        self._server.register(context_id, session)
+        try:
+            code, out, err, execs = self._spawn(["/bin/sh", "-c", command], charm, env)
+        finally:
+            self._server.unregister(context_id)
+        if code == 0:
+            with self._lock:
+                self._ports[invocation.unit] = dict(session.ports)
+        with self._lock:
+            pending = self._execs.pop(request_id, None)
+        if pending is not None:
+            pending.result = ToolResult(code, out, err)
+            pending.done.set()
+        return HookOutcome(
+            exit_code=code, tool_calls=session.calls, stdout=out, stderr=err, execs=execs
+        )
+
+    def _background_execs(self, pgid: int) -> tuple[ExecRequest, ...]:
+        """Wait until the hook's leftover processes have exited or parked in juju-exec.
+
+        A background process (same process group as the hook) that calls ``juju-exec``
+        does so at a wall time the simulator does not control; waiting for it here, while
+        the model's clock stands at the hook's start, keeps runs reproducible.
+        """
+        deadline = time.monotonic() + self.background_wait
+        while True:
+            with self._lock:
+                found = [
+                    p for p in self._execs.values() if p.pgid == pgid and not p.reported
+                ]
+                for p in found:
+                    p.reported = True
+            if found or not _group_alive(pgid) or time.monotonic() > deadline:
+                return tuple(p.request for p in found)
+            time.sleep(0.002)
+
+    def _spawn(
+        self, argv: Sequence[str], cwd: str, env: Mapping[str, str]
+    ) -> tuple[int, str, str, tuple[ExecRequest, ...]]:
         """Run the handler; output goes to files, so a lingering child cannot block us."""
+        env = dict(env)
+        env["JUJUSIM_WALL_AT_START"] = repr(time.time())
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             try:
                 proc = subprocess.Popen(
-                    [argv0], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                    start_new_session=True,
+                    list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                    stderr=err, start_new_session=True,
                 )  # fmt: skip
             except OSError as e:
-                return 126, "", f"cannot run {argv0}: {e}\n"
+                return 126, "", f"cannot run {argv[0]}: {e}\n", ()
             try:
                 code = proc.wait(timeout=self.timeout)
                 extra = ""
@@ -239,17 +348,26 @@ class ProcessRuntime:
                 os.killpg(proc.pid, signal.SIGKILL)
                 code = proc.wait()
                 extra = f"jujusim: hook killed after {self.timeout}s\n"
+            execs = self._background_execs(proc.pid) if self.machine_root else ()
             out.seek(0)
             err.seek(0)
             return (
                 code,
                 out.read().decode("utf-8", "replace"),
                 err.read().decode("utf-8", "replace") + extra,
+                execs,
             )
 
     def close(self) -> None:
         """Stop serving hook tools and remove the tool executables."""
+        with self._lock:
+            waiting, self._execs = list(self._execs.values()), {}
+        for pending in waiting:  # the model is gone: juju-exec fails, as with no agent
+            pending.result = ToolResult(1, "", "ERROR the unit agent is gone\n")
+            pending.done.set()
         self._server.close()
+        if self.machine_root is not None:
+            shutil.rmtree(self.machine_root, ignore_errors=True)
         shutil.rmtree(self.tools_dir, ignore_errors=True)
 
     def __enter__(self) -> ProcessRuntime:
@@ -257,3 +375,37 @@ class ProcessRuntime:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _PendingExec:
+    """A ``juju-exec`` caller waiting for the simulator to run its command."""
+
+    def __init__(self, request: ExecRequest, pgid: int) -> None:
+        self.request = request
+        self.pgid = pgid
+        self.reported = False
+        self.done = threading.Event()
+        self.result = ToolResult(1, "", "ERROR juju-exec was not run\n")
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (zombies do not count)."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[0] != "Z" and fields[2] == str(pgid):
+            return True
+    return False

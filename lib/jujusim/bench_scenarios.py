@@ -1,0 +1,201 @@
+"""Scenarios of the anchor comparison (``benchmarks/compare.py``), in the registry.
+
+Each starts as ``rolling-restart`` does (a new ``restart-token`` for every unit at once)
+and adds one thing that coordination libraries are known to get wrong. They watch the run
+through the simulator's per-hook callback and act at the moment they describe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+
+from jujusim.context import HookContext, HookInvocation, HookOutcome
+from jujusim.engine import HookRecord, Simulator
+from jujusim.scenarios import Scenario, register
+
+__all__ = ["LEADER_ERROR_S"]
+
+LEADER_ERROR_S = 1800.0
+"""How long (logical s) the leader stays broken in ``leader-error`` before it is fixed."""
+
+
+def _new_token(sim: Simulator) -> None:
+    sim.set_config({"restart-token": f"jujusim-{sim.rng.randrange(16**8):08x}"}, depth=0)
+
+
+def _watch(sim: Simulator, fn: Callable[[HookRecord], None]) -> None:
+    """Call ``fn`` after every hook commit, after whatever already watched."""
+    previous = sim._on_hook
+
+    def both(rec: HookRecord) -> None:
+        if previous is not None:
+            previous(rec)
+        fn(rec)
+
+    sim._on_hook = both
+
+
+def _events(rec: HookRecord, event: str) -> bool:
+    return any(line.event == event for line in rec.journal)
+
+
+def _leader_mid_queue(sim: Simulator) -> list[str]:
+    """The leader's agent learns of the change once half of the others have requested."""
+    leader = sim.model.leader
+    _new_token(sim)
+    if leader is None or leader not in sim.agents:
+        return list(sim.model.alive)
+    agent = sim.agents[leader]
+    agent.config_version = sim.model.config_version  # as if delivered: not yet run
+    others = len(sim.model.alive) - 1
+    requested: set[str] = set()
+
+    def watch(rec: HookRecord) -> None:
+        if rec.unit != leader and _events(rec, "request"):
+            requested.add(rec.unit)
+        if (
+            len(requested) >= (others + 1) // 2
+            and agent.config_version == sim.model.config_version
+        ):
+            agent.config_version -= 1  # the watcher fires now: config-changed is due
+            sim._wake(leader)
+
+    _watch(sim, watch)
+    return list(sim.model.alive)
+
+
+class _BrokenUnit:
+    """Wraps a runtime: one unit's hooks fail at once (its charm is broken) for a while.
+
+    ``after`` is called after every hook that ran.
+    """
+
+    def __init__(self, sim: Simulator, unit: str) -> None:
+        self.sim = sim
+        self.unit = unit
+        self.inner = sim.runtime
+        self.name = self.inner.name
+        self.since: float | None = None
+        self.after: Callable[[HookInvocation], None] | None = None
+
+    def run(self, invocation: HookInvocation, ctx: HookContext) -> HookOutcome:
+        if (
+            invocation.unit == self.unit
+            and self.since is not None
+            and self.sim.now < self.since + LEADER_ERROR_S
+        ):
+            return HookOutcome(exit_code=1, stderr="jujusim: leader-error scenario\n")
+        outcome = self.inner.run(invocation, ctx)
+        if self.after is not None:
+            self.after(invocation)
+        return outcome
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def _leader_error(sim: Simulator) -> list[str]:
+    """From just after the first grant, every hook of the leader fails, for 30 min."""
+    leader = sim.model.leader
+    _new_token(sim)
+    if leader is None:
+        return list(sim.model.alive)
+    broken = _BrokenUnit(sim, leader)
+    sim.runtime = broken
+
+    def watch(rec: HookRecord) -> None:
+        if broken.since is None and _events(rec, "granted"):
+            broken.since = sim.now
+
+    _watch(sim, watch)
+    return list(sim.model.alive)
+
+
+def _holder_removed(sim: Simulator) -> list[str]:
+    """The first non-leader unit to begin its restart is removed while it holds the lock.
+
+    The removal happens at the logical start of the hook in which the operation began
+    (the hook is still running): the unit then runs its departure hooks and goes.
+    """
+    _new_token(sim)
+    hooked = _BrokenUnit(sim, "")
+    sim.runtime = hooked
+    offset = [os.path.getsize(sim.journal.path) if os.path.exists(sim.journal.path) else 0]
+    done: list[str] = []
+
+    def after(invocation: HookInvocation) -> None:
+        if done or not os.path.exists(sim.journal.path):
+            return
+        with open(sim.journal.path, encoding="utf-8") as f:
+            f.seek(offset[0])
+            text = f.read()
+            offset[0] = f.tell()
+        for line in text.splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            unit = record.get("unit", invocation.unit)
+            if record.get("event") == "begin" and unit != sim.model.leader and not done:
+                done.append(unit)
+                sim.remove_unit(unit)
+
+    hooked.after = after
+    return list(sim.model.alive)
+
+
+def _skewed(seconds: float) -> Callable[[Simulator], list[str]]:
+    def trigger(sim: Simulator) -> list[str]:
+        """One non-leader unit's machine clock is off by ``seconds``."""
+        units = sorted(u for u in sim.model.alive if u != sim.model.leader)
+        if units:
+            sim.clock_skew[units[len(units) // 2]] = seconds
+        _new_token(sim)
+        return list(sim.model.alive)
+
+    return trigger
+
+
+register(
+    Scenario(
+        "leader-mid-queue",
+        "rolling-restart, but the leader's agent sees the new config only once half of "
+        "the other units have requested: its own request queues in the middle",
+        _leader_mid_queue,
+    )
+)
+register(
+    Scenario(
+        "leader-error",
+        "rolling-restart; from just after the first grant every hook of the leader fails "
+        f"(its charm is broken) until it is fixed {LEADER_ERROR_S:.0f} s later",
+        _leader_error,
+    )
+)
+register(
+    Scenario(
+        "holder-removed",
+        "rolling-restart; the first non-leader unit to begin its restart is removed "
+        "(juju remove-unit) while it holds the lock",
+        _holder_removed,
+    )
+)
+register(
+    Scenario(
+        "skew-behind",
+        "rolling-restart with one non-leader unit's clock an hour behind (process runtime)",
+        _skewed(-3600.0),
+    )
+)
+register(
+    Scenario(
+        "skew-ahead",
+        "rolling-restart with one non-leader unit's clock 5 s ahead (process runtime)",
+        _skewed(5.0),
+    )
+)

@@ -1,0 +1,196 @@
+"""The simulated machine a unit runs on: its clock, and the files Juju puts on it.
+
+Some charm libraries reach past the hook tools to the machine itself:
+
+- ``charmhelpers`` reads the Juju version from ``/var/lib/juju/tools/machine-*/jujud``;
+- ``charmlibs-rollingops`` starts ``/usr/bin/python3 <charm>/venv/.../_rollingops.py`` in
+  the background, which sleeps 10 s and then runs ``/usr/bin/juju-exec -u UNIT
+  "JUJU_DISPATCH_PATH=hooks/... <charm>/dispatch"`` to queue a hook-like run on its unit;
+- anything that orders by timestamps reads the machine's clock, and clocks disagree.
+
+The process runtime gives every unit such a machine without touching the host, through a
+*machine shim*: a directory ``<root>`` holding the Juju files (``<root>/usr/bin/juju-exec``,
+``<root>/var/lib/juju/tools/machine-N/jujud``), a ``python3`` wrapper first on ``PATH``
+that appends ``<root>/shim`` to ``PYTHONPATH``, and ``<root>/shim/sitecustomize.py``, which
+Python imports at start-up in every interpreter of the unit, the hook's and the background
+ones it starts (``PYTHONPATH`` is inherited). ``sitecustomize`` does three things, and only
+when ``JUJUSIM_MACHINE_ROOT`` is set:
+
+1. **Paths.** An absolute path under ``/usr/bin/juju-exec`` or ``/var/lib/juju/`` given to
+   ``subprocess`` or ``glob`` is looked up under ``<root>`` first: the machine's files,
+   as a bind mount would show them. Nothing else is remapped (``/usr/bin/python3`` is the
+   host's, as on a Juju machine).
+2. **Clock.** ``time.time``/``time_ns`` and ``datetime.now/utcnow/today`` follow the
+   simulator's *logical* time (``JUJUSIM_NOW``: the hook's logical start, on an epoch of
+   2026-01-01T00:00:00Z) plus the wall time elapsed since the hook started, plus the
+   unit's skew ``JUJUSIM_CLOCK_SKEW`` (seconds, may be negative). Timestamps therefore
+   differ between hooks by what the model says, not by how fast the simulator runs.
+   ``time.monotonic``/``perf_counter`` are left alone.
+3. **Background sleeps are logical.** In a process outside any hook (no
+   ``JUJU_CONTEXT_ID``, e.g. rollingops' worker), ``time.sleep(s)`` returns at once and
+   advances that process's clock by ``s``; a ``juju-exec`` it then runs carries the
+   elapsed logical time, and the simulator queues the run at ``hook start + elapsed``.
+
+Faithful enough for Python charms; a charm in another language would need Debian's
+``faketime`` (LD_PRELOAD) for the clock and the files at their real paths.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+
+__all__ = ["CLOCK_EPOCH", "install_machine"]
+
+CLOCK_EPOCH = 1767225600.0
+"""Epoch seconds of logical time 0 (2026-01-01T00:00:00Z)."""
+
+_SITECUSTOMIZE = r"""# jujusim machine shim (jujusim/machine.py), loaded by every Python of a unit.
+import os as _os
+
+
+def _jujusim_machine():
+    root = _os.environ.get("JUJUSIM_MACHINE_ROOT")
+    if not root:
+        return
+    import datetime as _dt
+    import glob as _glob
+    import subprocess as _sp
+    import time as _time
+
+    real_time, real_sleep = _time.time, _time.sleep
+    state = {"slept": 0.0}
+    try:
+        now = float(_os.environ["JUJUSIM_NOW"])
+        wall0 = float(_os.environ["JUJUSIM_WALL_AT_START"])
+        skew = float(_os.environ.get("JUJUSIM_CLOCK_SKEW") or 0.0)
+    except (KeyError, ValueError):
+        now = None
+    if now is not None:
+        base = %(epoch)r + now + skew - wall0
+
+        def fake_time():
+            return real_time() + base + state["slept"]
+
+        def fake_time_ns():
+            return int(fake_time() * 1e9)
+
+        class datetime(_dt.datetime):
+            @classmethod
+            def now(cls, tz=None):
+                return cls.fromtimestamp(fake_time(), tz)
+
+            @classmethod
+            def utcnow(cls):
+                return cls.fromtimestamp(fake_time(), _dt.timezone.utc).replace(tzinfo=None)
+
+            @classmethod
+            def today(cls):
+                return cls.fromtimestamp(fake_time())
+
+        _time.time, _time.time_ns = fake_time, fake_time_ns
+        _dt.datetime = datetime
+        if "JUJU_CONTEXT_ID" not in _os.environ:  # a background process: sleeps are logical
+
+            def fake_sleep(seconds):
+                state["slept"] += max(0.0, float(seconds))
+                real_sleep(0)
+
+            _time.sleep = fake_sleep
+
+    prefixes = ("/usr/bin/juju-exec", "/var/lib/juju/")
+
+    def remap(path):
+        if isinstance(path, str) and path.startswith(prefixes):
+            mapped = root + path
+            if _os.path.exists(mapped) or "*" in path:
+                return mapped
+        return path
+
+    real_init = _sp.Popen.__init__
+
+    def popen_init(self, args, *a, **kw):
+        if isinstance(args, (list, tuple)) and args:
+            args = [remap(args[0]), *args[1:]]
+        elif isinstance(args, str) and not kw.get("shell"):
+            args = remap(args)
+        if kw.get("executable"):
+            kw["executable"] = remap(kw["executable"])
+        first = args[0] if isinstance(args, list) else args
+        if isinstance(first, str) and first.endswith("/usr/bin/juju-exec"):
+            env = dict(_os.environ if kw.get("env") is None else kw["env"])
+            wall0 = float(_os.environ.get("JUJUSIM_WALL_AT_START") or real_time())
+            env["JUJUSIM_LOGICAL_ELAPSED"] = repr(state["slept"] + real_time() - wall0)
+            kw["env"] = env
+        real_init(self, args, *a, **kw)
+
+    _sp.Popen.__init__ = popen_init
+    real_glob, real_iglob = _glob.glob, _glob.iglob
+    _glob.glob = lambda pathname, *a, **kw: real_glob(remap(pathname), *a, **kw)
+    _glob.iglob = lambda pathname, *a, **kw: real_iglob(remap(pathname), *a, **kw)
+
+
+_jujusim_machine()
+del _jujusim_machine
+"""
+
+_PYTHON_WRAPPER = """#!/bin/sh
+# jujusim machine shim: the unit's python3 (see jujusim/machine.py).
+PYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}{shim}" exec {python} "$@"
+"""
+
+_JUJUD = """#!/bin/sh
+# jujusim machine shim: the machine agent binary, as far as charms ask it anything.
+case "$1" in
+  version|--version) echo "{version}-ubuntu-amd64" ;;
+  *) echo "jujusim jujud: $1 not supported" >&2; exit 1 ;;
+esac
+"""
+
+_JUJU_EXEC = """#!{python} -SE
+# jujusim machine shim: juju-exec queues a hook-like run on a unit and waits for it.
+import _socket, os, sys
+elapsed = os.environ.get("JUJUSIM_LOGICAL_ELAPSED", "0")
+args = ["--jujusim-pgid", str(os.getpgid(0)), "--jujusim-elapsed", elapsed] + sys.argv[1:]
+fields = ["", "juju-exec", os.getcwd(), str(len(args))] + args + ["0"]
+s = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+s.connect(("127.0.0.1", {port}))
+s.sendall(b"".join(f.encode("utf-8", "surrogateescape") + b"\\0" for f in fields))
+chunks = []
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    chunks.append(chunk)
+code, olen, elen, rest = b"".join(chunks).split(b"\\0", 3)
+sys.stdout.buffer.write(rest[: int(olen)])
+sys.stderr.buffer.write(rest[int(olen) : int(olen) + int(elen)])
+sys.exit(int(code))
+"""
+
+
+def _write(path: str, text: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+def install_machine(root: str, *, port: int, juju_version: str) -> str:
+    """Write the machine shim under ``root``; returns the directory to put first on PATH."""
+    python = sys.executable
+    shim = os.path.join(root, "shim")
+    _write(os.path.join(shim, "sitecustomize.py"), _SITECUSTOMIZE % {"epoch": CLOCK_EPOCH})
+    bin_dir = os.path.join(root, "bin")
+    for name in ("python3", "python", f"python3.{sys.version_info.minor}"):
+        _write(os.path.join(bin_dir, name), _PYTHON_WRAPPER.format(shim=shim, python=python))
+    _write(
+        os.path.join(root, "usr", "bin", "juju-exec"), _JUJU_EXEC.format(python=python, port=port)
+    )
+    # One tools directory serves every unit (Juju: machine-<n>; charmhelpers globs machine-*).
+    _write(
+        os.path.join(root, "var", "lib", "juju", "tools", "machine-0", "jujud"),
+        _JUJUD.format(version=juju_version),
+    )
+    return bin_dir
