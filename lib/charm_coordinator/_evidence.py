@@ -127,7 +127,7 @@ class BagEvidence:
 
 def lead(
     app: AppDoc,
-    doc: UnitDoc,
+    doc: UnitDoc | None,
     evidence: BagEvidence,
     specs: Mapping[str, LockSpec],
     *,
@@ -136,16 +136,20 @@ def lead(
 ) -> AppDoc:
     """The leader's step at the end of a hook: queue, prune, ask for a wake.
 
-    ``doc`` is the leader's own doc as it will be committed. With ``full_scan`` (after a
-    departure, a new leader, update-status) every peer's doc is read and dead entries are
-    pruned for sure; otherwise only the docs this hook has read are considered.
+    ``doc`` is the leader's own doc as it will be committed, or None when its own bag
+    is malformed: then its requests are never published, so they must not be queued.
+    With ``full_scan`` (after a departure, a new leader, update-status) every peer's doc
+    is read and dead entries are pruned for sure; otherwise only the docs this hook has
+    read are considered.
     Returns ``app`` itself when nothing needs writing.
     """
     if full_scan:
         for unit in evidence.members():
             evidence.read(unit)
     candidates = {u: d for u, d in evidence.docs.items() if u not in evidence.problems}
-    candidates[evidence.me] = doc
+    candidates.pop(evidence.me, None)
+    if doc is not None:
+        candidates[evidence.me] = doc
     new = protocol.sequence(
         app,
         evidence.me,
@@ -157,6 +161,6 @@ def lead(
     )
     if full_scan:
         pruned = protocol.prune(new, evidence, cheap=False)
-        if pruned.queues != new.queues:
+        if pruned != new:
             new = pruned
     return new

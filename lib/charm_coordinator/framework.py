@@ -519,7 +519,7 @@ class Coordinator(ops.Object):
             return view.app
         app = _evidence.lead(
             view.app,
-            doc,
+            None if view.doc_problem else doc,
             view.evidence,
             self.specs,
             full_scan=view.full_scan,

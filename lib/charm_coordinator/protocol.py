@@ -10,9 +10,9 @@ Rule 2: no clocks decide anything. Order comes from the leader's sequence number
   (:func:`request`); it releases or cancels by raising ``released`` to that id
   (:func:`release`). Ids only grow, and the next id is derived from the doc itself.
 * The leader appends requests it sees to the lock's queue with a fresh sequence number
-  (:func:`sequence`) and prunes entries that are dead, but only when it writes anyway,
-  because a prune-only write reaches other units before the release that caused it
-  and would cost a round per handoff.
+  (:func:`sequence`) and prunes entries that are dead, but only when it writes anyway
+  (or in a full scan, such as update-status), because a prune-only write reaches other
+  units before the release that caused it and would cost a round per handoff.
 * Whether an entry holds is a function every unit evaluates on its own view
   (:func:`standing`). An entry is *dead* only on positive evidence: its unit's doc
   shows that id released, or the unit is known to have left. Absence is never
@@ -361,6 +361,8 @@ def sequence(
 ) -> AppDoc:
     """The leader's step: queue new requests, prune when writing anyway, ask for a wake.
 
+    A queue whose entries are all dead is left for the next full scan (:func:`prune`).
+
     ``candidates`` are the unit docs this hook has read (at least the leader's own and
     the one the event is about); requests already queued, or known dead, are skipped.
     Units are taken in name order so the result depends on nothing but the inputs.
@@ -390,11 +392,10 @@ def sequence(
             seq += 1
             queue.append(entry)
             appended.append((lock, entry))
-    drained = any(
-        q and not any(True for _ in live_entries(q, lock, evidence, cheap=True))
-        for lock, q in queues.items()
-    )
-    if not appended and not drained:
+    if not appended:
+        # No prune-only writes: Juju delivers app-level changes before unit-level ones,
+        # so such a write reaches the next unit before the release that caused it and
+        # costs a round per hand-off. Drained queues are pruned in full scans instead.
         return app
     new = prune(
         AppDoc(
