@@ -21,7 +21,8 @@ import glob, json, os, subprocess, sys, time
 unit = os.environ["JUJU_UNIT_NAME"]
 out = os.path.join(os.environ["BENCH_TEST_OUT"], unit.replace("/", "-") + ".json")
 name = os.path.basename(sys.argv[0])
-record = {"hook": name, "time": time.time(), "jujud": glob.glob("/var/lib/juju/tools/machine-*/jujud")}
+jujud = glob.glob("/var/lib/juju/tools/machine-*/jujud")
+record = {"hook": name, "time": time.time(), "jujud": jujud}
 with open(out, "a") as f:
     f.write(json.dumps(record) + "\\n")
 if name == "install" and unit.endswith("/0"):
