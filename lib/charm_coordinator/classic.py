@@ -27,7 +27,7 @@ from functools import wraps
 from types import ModuleType
 from typing import Any, TypeVar
 
-from . import _classic_state, _evidence, protocol
+from . import _classic_state, _evidence, _legacy, protocol
 from ._evidence import BagEvidence
 from .documents import (
     AppDoc,
@@ -86,6 +86,37 @@ class _Hook:
         self.full_scan = False
         self.state = _classic_state.LocalState()
         self.state_path = ""
+        self.own_bag: dict[str, str] = {}
+        self.bridge: _Bridge | None = None
+        """Set while charmhelpers.coordinator data is in force (an upgrade from it)."""
+
+
+class _Bridge:
+    """One hook's view in the bridge period: charmhelpers' requests and grants.
+
+    ``committed`` is this unit's request doc as committed; ``grants`` the leader
+    settings' grants (None if they are garbage: then nobody holds here and the leader
+    leaves them alone).
+    """
+
+    def __init__(self, me: str, committed: _legacy.Requests, raw: str, settings: dict[str, str],
+                 key: str) -> None:  # fmt: skip
+        self.me = me
+        self.committed = committed
+        self.raw = raw
+        self.key = key
+        self.grants_raw = settings.get(key) or ""
+        self.grants = _legacy.parse_grants(self.grants_raw)
+        self.wake = _legacy.parse_wake(settings.get(f"{key}-wake"))
+        self.bags: dict[str, dict[str, str]] = {}
+        """Peers' whole bags, read by the leader."""
+        self.wake_needed = False
+        self.switched = False
+
+    def holds(self, lock: str) -> bool:
+        """The charmhelpers rule: the grant equals this unit's (committed) request."""
+        ts = self.committed.get(lock)
+        return ts is not None and (self.grants or {}).get(self.me, {}).get(lock) == ts
 
 
 class _AnyLock(Mapping[str, LockSpec]):
@@ -215,6 +246,14 @@ class BaseCoordinator:
 
     def granted(self, lock: str) -> bool:
         """True if this unit holds ``lock``; it is then released at the end of the hook."""
+        bridge = self._load().bridge
+        if bridge is not None:
+            check_lock_name(lock)
+            if self._intents.get(lock) is False or not bridge.holds(lock):
+                return False
+            self._seen[lock] = 0
+            self._first_seen.setdefault(lock, (0, _utcnow(self._clock)))
+            return True
         entry = self._my_holding_entry(lock)
         if entry is None:
             return False
@@ -226,11 +265,24 @@ class BaseCoordinator:
     def requested(self, lock: str) -> bool:
         """True if this unit has a pending request for ``lock`` (waiting or holding)."""
         hook = self._load()
+        if hook.bridge is not None:
+            return lock in self._bridge_requests(hook)
         return self._my_doc(hook).record(lock).pending
 
     def request_timestamp(self, lock: str) -> datetime.datetime | None:
         """When the pending request was made (naive UTC, informational), else None."""
-        rec = self._my_doc(self._load()).record(lock)
+        hook = self._load()
+        if hook.bridge is not None:
+            ts = self._bridge_requests(hook).get(lock)
+            try:
+                return (
+                    None
+                    if ts is None
+                    else datetime.datetime.strptime(ts, _legacy.TIMESTAMP_FORMAT)
+                )
+            except ValueError:
+                return None
+        rec = self._my_doc(hook).record(lock)
         if not rec.pending or rec.at is None:
             return None
         try:
@@ -245,10 +297,14 @@ class BaseCoordinator:
         charmhelpers' leader decided here; now every unit derives holders from the
         committed queue with :meth:`default_grant` or ``grant_<lock>``.
         """
-        return unit in {e.unit for e in self._holders(lock)}
+        return unit in self.holders(lock)
 
     def holders(self, lock: str) -> tuple[str, ...]:
         """Units holding ``lock`` in this unit's view, in queue order."""
+        bridge = self._load().bridge
+        if bridge is not None:  # charmhelpers' granted set (the holder may have released)
+            check_lock_name(lock)
+            return tuple(sorted(u for u, locks in (bridge.grants or {}).items() if lock in locks))
         return tuple(e.unit for e in self._holders(lock))
 
     def default_grant(self, lock: str, unit: str, granted: set[str], queue: list[str]) -> bool:
@@ -326,10 +382,13 @@ class BaseCoordinator:
 
         def read_raw(unit: str) -> str | None:
             try:
-                return _text(h.relation_get(key, unit, relid))
+                raw = _text(h.relation_get(key, unit, relid))
             except Exception as e:  # a peer gone mid-hook: no evidence, not a failure
                 self.msg(f"cannot read {unit}'s data: {e}", level="DEBUG")
                 return None
+            if raw and _legacy.parse_requests(raw) is not None:
+                return None  # charmhelpers' format, not converted yet: no evidence either way
+            return raw
 
         ev = BagEvidence(
             hook.unit, h.related_units(relid), read_raw, self._goal_units, self._report
@@ -342,7 +401,16 @@ class BaseCoordinator:
         except MalformedDataError as e:
             self.msg(f"{e}; the queue is left as it is and nothing is granted", level="ERROR")
             hook.app_problem = e.reason
-        hook.doc_raw = _text(h.relation_get(key, hook.unit, relid)) or ""
+        own = h.relation_get(rid=relid, unit=hook.unit) or {}
+        hook.own_bag = {str(k): _text(v) or "" for k, v in own.items()}
+        hook.doc_raw = hook.own_bag.get(key, "")
+        if not hook.app_raw:
+            settings = h.leader_get() or {}
+            if settings.get(key):
+                self._enter_bridge(
+                    hook, relid, {str(k): _text(v) or "" for k, v in settings.items()}
+                )
+                return
         try:
             hook.doc = parse_unit_doc(hook.doc_raw, hook.unit)
         except MalformedDataError as e:
@@ -356,6 +424,173 @@ class BaseCoordinator:
                     hook.doc = protocol.request(hook.doc, lock, at=self._stamp())
         ev.learn(hook.unit, hook.doc)
         self._event(hook, ev, relid)
+
+    def _enter_bridge(self, hook: _Hook, relid: str, settings: dict[str, str]) -> None:
+        """charmhelpers.coordinator's grants are in force: speak its format this hook."""
+        committed = _legacy.parse_requests(hook.doc_raw)
+        if committed is None:
+            try:  # our own doc from before the bridge: its pending requests carry over
+                doc = parse_unit_doc(hook.doc_raw, hook.unit)
+                for lock, rec in doc.locks.items():
+                    if rec.pending:
+                        self._intents[lock] = True
+            except MalformedDataError as e:
+                self.msg(f"{e}; this unit will not overwrite it", level="ERROR")
+                hook.doc_problem = e.reason
+            committed = {}
+        bridge = _Bridge(hook.unit, committed, hook.doc_raw, settings, self.key)
+        hook.bridge = bridge
+        if bridge.grants is None:
+            self.msg("charmhelpers grants in leader settings are unreadable; nothing is "
+                     "granted", level="ERROR")  # fmt: skip
+        name: str = self._h.hook_name()
+        if (
+            os.environ.get("JUJU_RELATION_ID") == relid
+            and name.endswith("-relation-departed")
+            and self._h.departing_unit() == hook.unit
+        ):
+            for lock in committed:
+                self._intents[lock] = False
+        if hook.leader:
+            self._bridge_lead(hook)
+
+    def _bridge_bag(self, hook: _Hook, unit: str) -> dict[str, str] | None:
+        """A peer's whole bag (the bridge leader reads them all, as charmhelpers does)."""
+        bridge = hook.bridge
+        assert bridge is not None
+        if unit not in bridge.bags:
+            try:
+                raw = self._h.relation_get(rid=hook.relid, unit=unit) or {}
+            except Exception as e:  # a peer gone mid-hook
+                self.msg(f"cannot read {unit}'s data: {e}", level="DEBUG")
+                return None
+            bridge.bags[unit] = {str(k): _text(v) or "" for k, v in raw.items()}
+        return bridge.bags[unit]
+
+    def _bridge_lead(self, hook: _Hook) -> None:
+        """The leader's step in the bridge period (hook start): grant as Serial does.
+
+        Published at once with leader-set, before this hook's own work, from committed
+        requests only, so a grant to itself is one any later leader sees too.
+        """
+        bridge = hook.bridge
+        assert bridge is not None and bridge.grants is not None
+        members = sorted(self._h.related_units(hook.relid))
+        requests = {hook.unit: dict(bridge.committed)}
+        readable = {hook.unit}
+        for unit in members:
+            bag = self._bridge_bag(hook, unit)
+            if bag is None:
+                continue
+            readable.add(unit)
+            theirs = _legacy.parse_requests(bag.get(self.key))
+            if theirs:
+                requests[unit] = theirs
+        goal = self._goal_units()
+        new = _legacy.lead(
+            bridge.grants,
+            requests,
+            readable=readable,
+            gone=lambda u: goal is not None and u not in goal,
+            policy=self._legacy_policy,
+        )
+        raw = _legacy.dump_grants(new)
+        if raw != bridge.grants_raw:
+            self._h.leader_set({self.key: raw})
+            self.msg(f"charmhelpers grants (bridge): {raw}")
+            bridge.grants, bridge.grants_raw = new, raw
+
+    def _legacy_policy(self, lock: str) -> _legacy.Policy:
+        custom = getattr(self, f"grant_{lock}", None)
+        return custom if custom is not None else self.default_grant
+
+    def _bridge_requests(self, hook: _Hook) -> _legacy.Requests:
+        """This unit's charmhelpers-format requests with this hook's intents applied."""
+        assert hook.bridge is not None
+        reqs = dict(hook.bridge.committed)
+        wants = {**dict.fromkeys(hook.state.pending, True), **self._intents}
+        for lock, want in wants.items():
+            if want and lock not in reqs:
+                reqs[lock] = _legacy.timestamp(_utcnow(self._clock))
+            elif not want:
+                reqs.pop(lock, None)
+        return reqs
+
+    def _save_bridge(self, hook: _Hook) -> bool:
+        """Publish in charmhelpers' format; False if the leader switched to the protocol."""
+        bridge = hook.bridge
+        assert bridge is not None and hook.relid is not None
+        reqs = self._bridge_requests(hook)
+        key = self.key
+        if hook.leader:
+            new_own = any(lock not in bridge.committed for lock in reqs)
+            let_go = any(bridge.holds(lock) and lock not in reqs for lock in bridge.committed)
+            bridge.wake_needed = new_own or let_go
+            if self._bridge_switch(hook, reqs):
+                return False
+        changes: dict[str, str] = {}
+        raw = _legacy.dump_requests(reqs)
+        if raw != bridge.raw and (reqs or bridge.raw) and not hook.doc_problem:
+            changes[key] = raw
+        if hook.own_bag.get(f"{key}-version") != _legacy.VERSION:
+            changes[f"{key}-version"] = _legacy.VERSION
+        wake = bridge.wake
+        if wake and wake[0] == hook.unit and hook.own_bag.get(f"{key}-ack") != str(wake[1]):
+            changes[f"{key}-ack"] = str(wake[1])
+        if changes:
+            self._h.relation_set(hook.relid, changes)
+        if hook.leader and bridge.wake_needed:
+            self._bridge_wake(hook)
+        _classic_state.save_state(hook.state_path, hook.state._replace(pending={}))
+        return True
+
+    def _bridge_wake(self, hook: _Hook) -> None:
+        """Ask a peer running this library to write an ack: that runs a hook here."""
+        bridge = hook.bridge
+        assert bridge is not None
+        for unit in sorted(self._h.related_units(hook.relid)):
+            bag = self._bridge_bag(hook, unit)
+            if bag is not None and bag.get(f"{self.key}-version") == _legacy.VERSION:
+                token = (bridge.wake[1] if bridge.wake else 0) + 1
+                self._h.leader_set({f"{self.key}-wake": f"{unit} {token}"})
+                return
+        self.msg("no peer runs the new code yet to wake the leader; waiting for any hook")
+
+    def _bridge_switch(self, hook: _Hook, reqs: _legacy.Requests) -> bool:
+        """Leave the bridge when every unit runs this library and no grant is out.
+
+        Then nobody holds under charmhelpers' rule and nobody ever will: the grants are
+        deleted now, and no leader grants in leader settings once the app doc exists
+        (a leader reads the app bag after confirming leadership, so it sees the doc the
+        switching leader committed while it led). Requests carry over: each unit
+        converts its own in its next hook, this leader its own right here.
+        """
+        bridge = hook.bridge
+        assert bridge is not None and hook.relid is not None and hook.evidence is not None
+        if bridge.grants is None or _legacy.live_grants(bridge.grants):
+            return False
+        if time.monotonic() - hook.leader_checked_at > LEASE_SAFE_SECONDS:
+            return False
+        members = set(self._h.related_units(hook.relid))
+        everyone = members | (self._goal_units() or set())
+        everyone.discard(hook.unit)
+        for unit in sorted(everyone):
+            bag = self._bridge_bag(hook, unit) if unit in members else None
+            if bag is None or bag.get(f"{self.key}-version") != _legacy.VERSION:
+                return False
+        self._h.leader_set({self.key: None, f"{self.key}-wake": None})
+        self.msg(f"every unit runs {__name__}; leaving charmhelpers' format")
+        doc = UnitDoc()
+        for lock in sorted(reqs):
+            doc = protocol.request(doc, lock, at=self._stamp())
+        hook.bridge = None
+        hook.doc = doc
+        hook.app = AppDoc(seq=1)  # the app doc's presence is the switch, for everyone
+        hook.full_scan = True
+        hook.state = hook.state._replace(pending={})
+        self._intents.clear()
+        hook.evidence.learn(hook.unit, doc)
+        return True
 
     def _event(self, hook: _Hook, ev: BagEvidence, relid: str) -> None:
         """Learn what this hook is about: a peer's change, a departure, a new leader."""
@@ -477,6 +712,14 @@ class BaseCoordinator:
     def _release_granted(self) -> None:
         """Release what this hook saw as granted (or, with the old flag, all it holds)."""
         hook = self._load()
+        if hook.bridge is not None:
+            for lock in sorted(self._bridge_requests(hook)):
+                held = self.granted(lock) if self.release_all_granted else lock in self._seen
+                if held:
+                    self._intents[lock] = False
+                    self.msg(f"Released local {lock} lock")
+                    self.released(hook.unit, lock, self._first_seen[lock][1])
+            return
         doc = self._my_doc(hook)
         for lock, rec in sorted(doc.locks.items()):
             if not rec.pending or self._intents.get(lock) is False:
@@ -494,6 +737,8 @@ class BaseCoordinator:
     def _save_state(self) -> None:
         """Publish this hook's doc, and the leader's queue; remember what must be kept."""
         hook = self._load()
+        if hook.bridge is not None and self._save_bridge(hook):
+            return
         state = hook.state
         if hook.relid is None or hook.evidence is None:
             pending = dict(state.pending)
@@ -512,13 +757,30 @@ class BaseCoordinator:
             app = self._lead(hook, doc)
             if app is not hook.app:
                 state = state._replace(written=app.seq)
+        changes: dict[str, str] = {}
+        if hook.app_raw or app is not hook.app:
+            # The protocol is in force: the bridge's keys are no longer needed.
+            for extra in (f"{self.key}-version", f"{self.key}-ack"):
+                if hook.own_bag.get(extra):
+                    changes[extra] = ""
+            if hook.leader and hook.full_scan:
+                self._forget_leader_settings()
         if not hook.doc_problem:
             raw = dump_unit_doc(doc)
             if raw != hook.doc_raw:
-                self._h.relation_set(hook.relid, {self.key: raw})
+                changes[self.key] = raw
+        if changes:
+            self._h.relation_set(hook.relid, changes)
         released, departed = ev.remembered(app, hook.app)
         state = state._replace(pending={}, released=released, departed=departed)
         _classic_state.save_state(hook.state_path, state)
+
+    def _forget_leader_settings(self) -> None:
+        """Delete charmhelpers' grants if a failed or interrupted switch left them."""
+        settings = self._h.leader_get() or {}
+        stale = [k for k in (self.key, f"{self.key}-wake") if settings.get(k)]
+        if stale:
+            self._h.leader_set(dict.fromkeys(stale))
 
     def _lead(self, hook: _Hook, doc: UnitDoc) -> AppDoc:
         assert hook.evidence is not None and hook.relid is not None
