@@ -487,12 +487,17 @@ class BaseCoordinator:
             if theirs:
                 requests[unit] = theirs
         goal = self._goal_units()
+        policy = self._legacy_policy
+        if self._everyone_new(hook):
+            # Grant nothing more in the old format: the switch follows the last release,
+            # and the requests still waiting carry over to the protocol.
+            policy = lambda lock: lambda *_: False  # noqa: E731
         new = _legacy.lead(
             bridge.grants,
             requests,
             readable=readable,
             gone=lambda u: goal is not None and u not in goal,
-            policy=self._legacy_policy,
+            policy=policy,
         )
         raw = _legacy.dump_grants(new)
         if raw != bridge.grants_raw:
@@ -556,6 +561,21 @@ class BaseCoordinator:
                 return
         self.msg("no peer runs the new code yet to wake the leader; waiting for any hook")
 
+    def _everyone_new(self, hook: _Hook) -> bool:
+        """Every unit in goal-state and in the relation runs this library (says its bag).
+
+        A unit that cannot be read, or has not joined in this unit's view, counts as old.
+        """
+        assert hook.relid is not None
+        members = set(self._h.related_units(hook.relid))
+        everyone = members | (self._goal_units() or set())
+        everyone.discard(hook.unit)
+        for unit in sorted(everyone):
+            bag = self._bridge_bag(hook, unit) if unit in members else None
+            if bag is None or bag.get(f"{self.key}-version") != _legacy.VERSION:
+                return False
+        return True
+
     def _bridge_switch(self, hook: _Hook, reqs: _legacy.Requests) -> bool:
         """Leave the bridge when every unit runs this library and no grant is out.
 
@@ -571,13 +591,8 @@ class BaseCoordinator:
             return False
         if time.monotonic() - hook.leader_checked_at > LEASE_SAFE_SECONDS:
             return False
-        members = set(self._h.related_units(hook.relid))
-        everyone = members | (self._goal_units() or set())
-        everyone.discard(hook.unit)
-        for unit in sorted(everyone):
-            bag = self._bridge_bag(hook, unit) if unit in members else None
-            if bag is None or bag.get(f"{self.key}-version") != _legacy.VERSION:
-                return False
+        if not self._everyone_new(hook):
+            return False
         self._h.leader_set({self.key: None, f"{self.key}-wake": None})
         self.msg(f"every unit runs {__name__}; leaving charmhelpers' format")
         doc = UnitDoc()
