@@ -34,6 +34,7 @@ class Cluster:
         self.units = [f"cls/{i}" for i in range(n)]
         self.bags: dict[str, dict[str, str]] = {u: {} for u in self.units}
         self.app_bag: dict[str, str] = {}
+        self.leader_settings: dict[str, str] = {}
         self.leader = f"cls/{leader}"
         self.last: MemContext | None = None
 
@@ -44,6 +45,7 @@ class Cluster:
         for u in self.units:
             ctx.unit_bags[u].update(self.bags[u])
         ctx.app_bag.update(self.app_bag)
+        ctx.leader_settings.update(self.leader_settings)
         return ctx
 
     def hook(
@@ -68,6 +70,7 @@ class Cluster:
             HookInvocation(unit=unit, kind="hook", name=name, env=env), ctx
         )
         self.last = ctx
+        self.leader_settings = dict(ctx.leader_settings)  # leader-set is immediate
         report: dict[str, Any] = {"exit_code": outcome.exit_code, "stderr": outcome.stderr}
         if outcome.exit_code == 0:
             ctx.commit()
