@@ -9,13 +9,16 @@ different units overlap in logical time while the simulator runs one at a time. 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import heapq
 import os
 import random
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from jujusim.agent import HookInfo, LocalRelation, PendingAction, UnitAgent, next_hook
@@ -26,9 +29,10 @@ from jujusim.hookctx import SimHookContext
 from jujusim.journal import JOURNAL_ENV, JournalReader, JournalRecord
 from jujusim.model import Model, RelationData, unit_number
 
-__all__ = ["HookRecord", "SimConfig", "Simulator"]
+__all__ = ["HookRecord", "ParallelOrderError", "SimConfig", "Simulator"]
 
 _DISPATCH, _COMMIT, _RETRY, _TICK, _FAULT, _ELECT = range(6)
+_EXEC = 17
 _UPGRADE = 16
 
 
@@ -46,6 +50,16 @@ class SimConfig:
     retry_max: float = 300.0
     election_delay: tuple[float, float] = (1.0, 30.0)
     """From a leader's removal until another unit is elected (Juju: lease expiry)."""
+    workers: int | None = None
+    """Hooks executed at once in wall time (never changes the run): None means
+    ``os.cpu_count()`` for a runtime that declares ``concurrent = True`` (process), else 1."""
+
+
+class ParallelOrderError(RuntimeError):
+    """A concurrently executed hook asked for a juju-exec the engine had already passed.
+
+    The run is no longer the sequential one; ``run_scenario`` reruns it with one worker.
+    """
 
 
 @dataclasses.dataclass
@@ -75,6 +89,9 @@ class _Running:
     ctx: SimHookContext
     record: HookRecord
     injected: str
+    future: Future[HookOutcome] | None = None
+    """Set while the hook's code is still executing on a worker thread."""
+    journal: JournalReader | None = None
 
 
 class Simulator:
@@ -111,11 +128,20 @@ class Simulator:
         self.upgrade_target: str | None = None
         """The new charm directory for upgrade scenarios (CLI ``--upgrade-to``)."""
         self._scheduled_upgrades: dict[str, str] = {}
+        self.clock_skew: dict[str, float] = {}
+        """Seconds each unit's machine clock is off (the process runtime applies it)."""
+        self.execs = 0
+        self._execs: dict[str, tuple[str, PendingAction]] = {}
         self._on_hook = on_hook
         self._heap: list[tuple[float, int, int, str]] = []
         self._seq = 0
         self._work = 0
         self._running: dict[str, _Running] = {}
+        self._inflight: list[str] = []
+        """Units whose hook code is executing on a worker thread, in start order."""
+        self._pool: ThreadPoolExecutor | None = None
+        self._workers: int | None = None
+        self._lock = threading.Lock()
         self._targeted_left = {t: t.count for t in self.faults.targeted}
         self._erroring: dict[str, float] = {}
         """Units failing every hook until the given logical time (persist, leader-error)."""
@@ -138,6 +164,9 @@ class Simulator:
 
     def close(self) -> None:
         """Release the runtime and the scratch directory."""
+        self._drain()
+        if self._pool is not None:
+            self._pool.shutdown()
         self.runtime.close()
         if self._tmp is not None:
             self._tmp.cleanup()
@@ -318,8 +347,9 @@ class Simulator:
             self.model.unit_status[unit] = (status, message)
 
     def juju_log(self, unit: str, level: str, message: str) -> None:
-        """``juju-log``: counted only."""
-        self.logs += 1
+        """``juju-log``: counted only (hooks of several units may log at once)."""
+        with self._lock:
+            self.logs += 1
 
     # running hooks -------------------------------------------------------------------
 
@@ -336,7 +366,9 @@ class Simulator:
                 self.set_leader(self.rng.choice(candidates))
 
     def _env(self, unit: str, hook: HookInfo) -> dict[str, str]:
-        env = {JOURNAL_ENV: self.journal.path}
+        env = {JOURNAL_ENV: self.journal.path, "JUJUSIM_NOW": repr(self.now)}
+        if unit in self.clock_skew:
+            env["JUJUSIM_CLOCK_SKEW"] = repr(self.clock_skew[unit])
         if hook.relation_id is not None:
             rel = self.model.relations[hook.relation_id]
             env["JUJU_RELATION"] = rel.endpoint
@@ -345,7 +377,7 @@ class Simulator:
             env["JUJU_REMOTE_UNIT"] = hook.remote_unit or ""
             if hook.kind == "relation-departed" and hook.departing_unit:
                 env["JUJU_DEPARTING_UNIT"] = hook.departing_unit
-        if hook.action is not None:
+        if hook.action is not None and hook.action.command is None:
             env["JUJU_ACTION_NAME"] = hook.action.name
             env["JUJU_ACTION_UUID"] = hook.action.id
             env["JUJU_ACTION_TAG"] = f"action-{hook.action.id}"
@@ -371,6 +403,8 @@ class Simulator:
 
     def _start(self, agent: UnitAgent, hook: HookInfo) -> None:
         unit = agent.name
+        if hook.action is not None and hook.action.command is not None:
+            hook = dataclasses.replace(hook, depth=hook.action.depth)
         if hook.relation_id is not None and hook.remote_unit and hook.kind != "relation-created":
             # Juju invalidates its cache of a unit for a hook about that unit.
             agent.cache.get(hook.relation_id, {}).pop(hook.remote_unit, None)
@@ -389,22 +423,32 @@ class Simulator:
         self._running[unit] = _Running(hook, ctx, record, injected)
         invocation = HookInvocation(
             unit=unit,
-            kind="action" if hook.action is not None else "hook",
+            kind="hook"
+            if hook.action is None
+            else ("exec" if hook.action.command is not None else "action"),
             name=hook.name,
             env=self._env(unit, hook),
             action_params=hook.action.params if hook.action is not None else {},
         )
-        try:
-            outcome = self.runtime.run(invocation, ctx)
-        except Exception as e:  # a runtime bug must not kill the simulation
-            outcome = HookOutcome(exit_code=1, stderr=f"runtime error: {e!r}")
-        record.exit_code = outcome.exit_code
-        record.tool_calls = outcome.tool_calls or ctx.calls
-        record.error = outcome.stderr[-2000:] if outcome.exit_code else ""
-        record.journal = self.journal.read_new(unit)
-        record.depth = max(hook.depth, ctx.read_depth + 1)
-        if record.journal:
-            self._progress += 1
+        running = self._running[unit]
+        if self._concurrent():
+            # The hook's code runs on a worker while the engine goes on starting other
+            # units' hooks (see _step for what may run ahead). Its workload lines go to
+            # a journal of its own; a leader's hook is waited for at once, because its
+            # leader-set lands (and wakes units) at its start.
+            path = os.path.join(self.workdir, "journals", f"{record.index}.jsonl")
+            running.journal = JournalReader(path)
+            invocation = dataclasses.replace(
+                invocation, env={**invocation.env, JOURNAL_ENV: path}
+            )
+            assert self._pool is not None
+            running.future = self._pool.submit(self._execute, invocation, ctx)
+            self._inflight.append(unit)
+            if record.leader:
+                self._resolve(unit)
+        else:
+            self._drain()  # a runtime swapped mid-run may look at other hooks' records
+            self._finish(running, self._execute(invocation, ctx))
         lo, hi = self.config.hook_duration
         duration = self.rng.uniform(lo, hi)
         if self.faults.delay and self._in_window() and self.rng.random() < self.faults.delay:
@@ -413,6 +457,72 @@ class Simulator:
             duration += self.rng.uniform(30.0, 300.0)
         self._push(self.now + duration, _COMMIT, unit)
         self._fault_step()
+
+    def _concurrent(self) -> bool:
+        """Whether this hook may execute on a worker: the runtime's class must say so.
+
+        A class attribute, not ``getattr`` on the object: a wrapper that delegates
+        attributes (bench scenarios swap runtimes) has not promised thread safety.
+        """
+        if not getattr(type(self.runtime), "concurrent", False):
+            return False
+        if self._workers is None:
+            self._workers = max(1, self.config.workers or os.cpu_count() or 1)
+        if self._workers > 1 and self._pool is None:
+            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="jujusim-hook")
+            os.makedirs(os.path.join(self.workdir, "journals"), exist_ok=True)
+        return self._workers > 1
+
+    def _execute(self, invocation: HookInvocation, ctx: SimHookContext) -> HookOutcome:
+        try:
+            return self.runtime.run(invocation, ctx)
+        except Exception as e:  # a runtime bug must not kill the simulation
+            return HookOutcome(exit_code=1, stderr=f"runtime error: {e!r}")
+
+    def _resolve(self, unit: str) -> None:
+        """Wait for a concurrently executing hook and take in its outcome."""
+        self._inflight.remove(unit)
+        running = self._running[unit]
+        assert running.future is not None and running.journal is not None
+        outcome = running.future.result()
+        running.future = None
+        self._finish(running, outcome)
+        with contextlib.suppress(OSError):
+            os.unlink(running.journal.path)
+
+    def _drain(self) -> None:
+        while self._inflight:
+            self._resolve(self._inflight[0])
+
+    def _finish(self, running: _Running, outcome: HookOutcome) -> None:
+        """What a hook's execution tells the engine: its outcome, journal and juju-execs."""
+        record, ctx, hook = running.record, running.ctx, running.hook
+        unit = record.unit
+        record.exit_code = outcome.exit_code
+        record.tool_calls = outcome.tool_calls or ctx.calls
+        record.error = outcome.stderr[-2000:] if outcome.exit_code else ""
+        reader = running.journal or self.journal
+        record.journal = reader.read_new(unit)
+        record.depth = max(hook.depth, ctx.read_depth + 1)
+        for request in outcome.execs:  # juju-exec from a process this hook left running
+            if record.start + max(0.0, request.delay) < self.now:
+                raise ParallelOrderError(
+                    f"{unit} {hook.name}: juju-exec due at {record.start + request.delay:.3f}"
+                    f" but the engine is at {self.now:.3f}"
+                )
+            self._execs[request.id] = (
+                request.unit,
+                PendingAction(
+                    "juju-exec",
+                    {"command": request.command, "id": request.id},
+                    request.id,
+                    command=request.command,
+                    depth=record.depth + 1,
+                ),
+            )
+            self._push(record.start + max(0.0, request.delay), _EXEC, request.id)
+        if record.journal:
+            self._progress += 1
 
     def _dispatch(self, unit: str) -> None:
         agent = self.agents[unit]
@@ -703,6 +813,35 @@ class Simulator:
 
     def step(self) -> bool:
         """Process the next event; False when nothing is left at all."""
+        try:
+            return self._step()
+        finally:
+            self._drain()
+
+    def _step(self) -> bool:
+        """One event; hooks may still be executing on workers only across some events.
+
+        A hook still executing on a worker reads only its hook-start view
+        (``SimHookContext`` snapshots what others may change) and its own unit's state,
+        and its outcome is needed only by its own commit. So the engine may run ahead
+        across DISPATCH (other units' hook starts), TICK, RETRY and other units' COMMIT
+        events; its own COMMIT waits for it, and any other event (a fault, an election,
+        a juju-exec, an upgrade, or a kind added later) first waits for every running
+        hook, since those may read workload journals or change what hooks see.
+        """
+        while self._inflight:
+            if not self._heap:
+                self._drain()
+                break
+            kind, unit = self._heap[0][2], self._heap[0][3]
+            if kind in (_DISPATCH, _TICK, _RETRY):
+                break
+            if kind != _COMMIT:
+                self._drain()
+            elif unit in self._inflight:
+                self._resolve(unit)  # then look again: its juju-execs may be due first
+            else:
+                break
         if not self._heap:
             return False
         when, _, kind, unit = heapq.heappop(self._heap)
@@ -729,11 +868,24 @@ class Simulator:
             self._fault(unit)
         elif kind == _ELECT:
             self._elect()
+        elif kind == _EXEC:
+            self._exec(unit)
         elif kind == _UPGRADE:
             target = self._scheduled_upgrades.pop(unit, None)
             if target is not None and unit in self.agents:
                 self.upgrade_unit(unit, target)
         return True
+
+    def _exec(self, request_id: str) -> None:
+        """A ``juju-exec`` reaches its unit's agent: it runs like an action, in order."""
+        unit, action = self._execs.pop(request_id)
+        agent = self.agents.get(unit)
+        if agent is None or agent.life == "dead":
+            return  # the runtime answers the caller with an error when it closes
+        self.execs += 1
+        self._progress += 1
+        agent.actions.append(action)
+        self._wake(unit)
 
     @property
     def quiet(self) -> bool:
@@ -753,6 +905,18 @@ class Simulator:
         rely on it as a last resort); if nothing changes for ``settle_intervals``
         update-status intervals, the run has stalled.
         """
+        try:
+            return self._run_until_quiet(max_hooks, done, settle_intervals, max_time)
+        finally:
+            self._drain()
+
+    def _run_until_quiet(
+        self,
+        max_hooks: int,
+        done: Callable[[], bool] | None,
+        settle_intervals: float,
+        max_time: float,
+    ) -> str:
         budget_end = len(self.records) + max_hooks
         interval = self.config.update_status_interval
         quiet_since: float | None = None
@@ -767,7 +931,7 @@ class Simulator:
                     return "stalled"
             if len(self.records) >= budget_end:
                 return "storm"
-            if self.now > max_time or not self.step():
+            if self.now > max_time or not self._step():
                 return "stalled"
 
 

@@ -61,7 +61,22 @@ class SimHookContext:
         self._sink = sink
         self._leader = model.leader == agent.name
         self._config = copy.deepcopy(model.config)
-        self._leader_settings: dict[str, str] | None = None
+        # Taken now rather than on first read: the same values when hooks run one at a
+        # time, and the hook-start view when the engine runs hooks of other units
+        # concurrently (a leader's leader-set or app status-set must not leak into a
+        # hook that started before it).
+        self._leader_settings: dict[str, str] | None = dict(model.leader_settings)
+        self._leader_settings_depth = model.leader_settings_depth
+        self._app_status = model.app_status
+        self._config_depth = model.config_depth
+        self._committed = {
+            rid: (dict(rel.unit_bags), dict(rel.unit_depths), rel.app_bag, rel.app_depth)
+            for rid, rel in model.relations.items()
+        }
+        """Per relation: unit bags, their depths, app bag and its depth as committed at
+        hook start (bags are replaced on commit, never changed in place)."""
+        self._alive = list(model.alive)
+        self._dying = list(model.dying)
         self._app_snapshots: dict[int, dict[str, str]] = {}
         self.unit_writes: dict[int, dict[str, str]] = {}
         """Buffered ``relation-set`` on this unit's bag, per relation id (``""`` deletes)."""
@@ -132,10 +147,11 @@ class SimHookContext:
         if app:
             if owner != self.app_name:
                 raise HookToolError(f"permission denied reading application {owner!r}")
-            self.read_depth = max(self.read_depth, rel.app_depth)
+            _, _, app_bag, app_depth = self._committed[rid]
+            self.read_depth = max(self.read_depth, app_depth)
             snap = self._app_snapshots.get(rid)
             if snap is None:
-                snap = dict(rel.app_bag)
+                snap = dict(app_bag)
                 self._app_snapshots[rid] = snap
             if self._leader and rid in self.app_writes:
                 return _apply(snap, self.app_writes[rid])
@@ -148,13 +164,14 @@ class SimHookContext:
         cache = self._agent.cache.setdefault(rid, {})
         entry = cache.get(owner)
         if entry is None:
-            committed = rel.unit_bags.get(owner)
+            bags, depths, _, _ = self._committed[rid]
+            committed = bags.get(owner)
             if committed is None:
                 raise HookToolError(
                     f'cannot read settings for unit "{owner}" in relation "{rel.rid}": '
                     "settings not found"
                 )
-            entry = (dict(committed), rel.unit_depths.get(owner, 0))
+            entry = (dict(committed), depths.get(owner, 0))
             cache[owner] = entry
         self.read_depth = max(self.read_depth, entry[1])
         return dict(entry[0])
@@ -175,15 +192,16 @@ class SimHookContext:
     def leader_get(self) -> dict[str, str]:
         """Cached for the hook; ``leader-set`` refreshes it."""
         self.calls += 1
-        self.read_depth = max(self.read_depth, self._model.leader_settings_depth)
-        if self._leader_settings is None:
+        if self._leader_settings is None:  # refreshed after this hook's own leader-set
             self._leader_settings = dict(self._model.leader_settings)
+            self._leader_settings_depth = self._model.leader_settings_depth
+        self.read_depth = max(self.read_depth, self._leader_settings_depth)
         return dict(self._leader_settings)
 
     def leader_set(self, changes: Mapping[str, str]) -> None:
         """Immediate, not rolled back if the hook fails."""
         self.calls += 1
-        if self._model.leader != self.unit_name:
+        if not self._leader:  # as of hook start: nothing moves leadership while hook code runs
             raise HookToolError(
                 "cannot write leadership settings: cannot write settings: not the leader"
             )
@@ -195,14 +213,14 @@ class SimHookContext:
     def config_get(self) -> dict[str, Any]:
         """Config as of hook start."""
         self.calls += 1
-        self.read_depth = max(self.read_depth, self._model.config_depth)
+        self.read_depth = max(self.read_depth, self._config_depth)
         return copy.deepcopy(self._config)
 
     def goal_state(self) -> dict[str, Any]:
         """Units the model intends to have (dying ones marked) and the peer relations."""
         self.calls += 1
-        units: dict[str, Any] = {u: {"status": "active", "since": ""} for u in self._model.alive}
-        for u in self._model.dying:
+        units: dict[str, Any] = {u: {"status": "active", "since": ""} for u in self._alive}
+        for u in self._dying:
             units[u] = {"status": "dying", "since": ""}
         relations: dict[str, Any] = {}
         for rel in self._model.relations.values():
@@ -219,12 +237,14 @@ class SimHookContext:
         if application and not self._leader:
             raise HookToolError("this unit is not the leader")
         self._sink.status_set(self.unit_name, status, message, application=application)
+        if application:
+            self._app_status = (status, message)
 
     def status_get(self, *, application: bool) -> dict[str, Any]:
         """Current status (unit, or the application's when leader)."""
         self.calls += 1
         if application:
-            status, message = self._model.app_status
+            status, message = self._app_status
             return {"status": status, "message": message, "status-data": {}}
         status, message = self._model.unit_status.get(self.unit_name, ("unknown", ""))
         return {"status": status, "message": message, "status-data": {}}

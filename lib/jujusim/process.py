@@ -77,6 +77,9 @@ class ProcessRuntime:
     """Runs hooks and actions of any charm as subprocesses, with hook tools on ``PATH``."""
 
     name = "process"
+    concurrent = True
+    """Hooks of different units may execute at once: each is its own process, with its
+    own context id on the threaded tool server (the engine keeps the run sequential)."""
 
     def __init__(
         self,

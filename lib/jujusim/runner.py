@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from jujusim.charmspec import CharmSpec, load_charm_spec
 from jujusim.context import Runtime
-from jujusim.engine import HookRecord, SimConfig, Simulator
+from jujusim.engine import HookRecord, ParallelOrderError, SimConfig, Simulator
 from jujusim.faults import FaultSpec
 from jujusim.invariants import Verdict, bounds, check, operations
 from jujusim.model import Model
@@ -122,6 +123,46 @@ class RunResult:
 
 
 def run_scenario(
+    charm_dir: str,
+    *,
+    units: int,
+    scenario: str = "rolling-restart",
+    runtime: str | Runtime = "inprocess",
+    seed: int = 0,
+    faults: FaultSpec | None = None,
+    config: SimConfig | None = None,
+    max_hooks: int | None = None,
+    workdir: str | None = None,
+    progress: Callable[[Simulator, str], None] | None = None,
+    spec: CharmSpec | None = None,
+    upgrade_to: str | None = None,
+    charm_config: Mapping[str, Any] | None = None,
+) -> RunResult:
+    """Deploy ``units`` units, settle, trigger ``scenario``, settle, check invariants.
+
+    Hooks may execute concurrently in wall time (``SimConfig.workers``); in the rare
+    case that this could not keep the sequential run (a juju-exec due before where
+    the engine already was), the run is redone with one worker.
+    """
+    kwargs: dict[str, Any] = dict(
+        units=units, scenario=scenario, seed=seed, faults=faults, max_hooks=max_hooks,
+        progress=progress, spec=spec, upgrade_to=upgrade_to, charm_config=charm_config,
+    )  # fmt: skip
+    try:
+        return _run_scenario(
+            charm_dir, runtime=runtime, config=config, workdir=workdir, **kwargs
+        )
+    except ParallelOrderError:
+        if not isinstance(runtime, str):
+            raise  # a runtime object cannot be rebuilt: the caller must retry
+        sequential = dataclasses.replace(config or SimConfig(), workers=1)
+        retry_dir = None if workdir is None else os.path.join(workdir, "sequential")
+        return _run_scenario(
+            charm_dir, runtime=runtime, config=sequential, workdir=retry_dir, **kwargs
+        )
+
+
+def _run_scenario(
     charm_dir: str,
     *,
     units: int,
