@@ -3,8 +3,9 @@
 Each hook has a logical interval ``[start, end]``. The charm code runs at ``start``
 (to completion, in wall time) against a view taken then; its buffered writes land at
 ``end`` when it exits 0. Other units' hooks start and commit in between, so hooks of
-different units overlap in logical time while the simulator runs one at a time. One
-``random.Random(seed)`` drives every choice, so a seed replays the same run.
+different units overlap in logical time; in wall time they execute one at a time, or
+several at once for a concurrent runtime without changing the run (see ``_step``).
+One ``random.Random(seed)`` drives every choice, so a seed replays the same run.
 """
 
 from __future__ import annotations

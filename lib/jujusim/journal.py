@@ -59,8 +59,8 @@ class JournalRecord:
 class JournalReader:
     """Reads the lines appended to the journal file since the last read.
 
-    Hooks execute one at a time in wall time, so whatever was appended while a hook
-    ran belongs to that hook.
+    With hooks executed one at a time, whatever was appended while a hook ran belongs
+    to that hook; hooks executed concurrently each get a journal file of their own.
     """
 
     def __init__(self, path: str) -> None:
