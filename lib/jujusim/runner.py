@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -148,6 +149,11 @@ def run_scenario(
         units=units, scenario=scenario, seed=seed, faults=faults, max_hooks=max_hooks,
         progress=progress, spec=spec, upgrade_to=upgrade_to, charm_config=charm_config,
     )  # fmt: skip
+    # A run allocates many short-lived objects per hook while holding every record:
+    # the default gen-0 threshold (700) makes the cyclic GC cost ~15% of an in-process
+    # hook. A larger one for the duration of the run, put back after.
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(thresholds[0], 20_000), *thresholds[1:])
     try:
         return _run_scenario(
             charm_dir, runtime=runtime, config=config, workdir=workdir, **kwargs
@@ -160,6 +166,8 @@ def run_scenario(
         return _run_scenario(
             charm_dir, runtime=runtime, config=sequential, workdir=retry_dir, **kwargs
         )
+    finally:
+        gc.set_threshold(*thresholds)
 
 
 def _run_scenario(
