@@ -17,6 +17,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "lib"))
 
+from jujusim.engine import SimConfig  # noqa: E402
 from jujusim.runner import run_scenario  # noqa: E402
 
 
@@ -35,24 +36,32 @@ def main() -> int:
     parser.add_argument("--units", type=int, default=100)
     parser.add_argument("--skip-process", action="store_true")
     parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument(
+        "--large-runtime", default="direct", help="runtime of the large run (direct, inprocess)"
+    )
     args = parser.parse_args()
     print(f"cpus={os.cpu_count()} python={sys.version.split()[0]} charm={args.charm}")
 
-    for units in (5, 20):
-        t = time.perf_counter()
-        r = run_scenario(args.charm, units=units, runtime="inprocess", seed=1)
-        figure("inprocess rolling-restart", r, time.perf_counter() - t)
+    for runtime in ("inprocess", "direct"):  # side by side: the machine is noisy
+        for units in (5, 20):
+            t = time.perf_counter()
+            r = run_scenario(args.charm, units=units, runtime=runtime, seed=1)
+            figure(f"{runtime} rolling-restart", r, time.perf_counter() - t)
 
     if not args.skip_large:
         t = time.perf_counter()
-        r = run_scenario(args.charm, units=args.units, runtime="inprocess", seed=1)
+        r = run_scenario(args.charm, units=args.units, runtime=args.large_runtime, seed=1)
         wall = time.perf_counter() - t
-        figure("inprocess rolling-restart (target <=60s)", r, wall)
+        figure(f"{args.large_runtime} rolling-restart (target <=60s)", r, wall)
 
     if not args.skip_process:
         t = time.perf_counter()
         r = run_scenario(args.charm, units=5, runtime="process", seed=1)
         figure("process 5-unit demo (target <=30s)", r, time.perf_counter() - t)
+        t = time.perf_counter()
+        one = SimConfig(workers=1)
+        r = run_scenario(args.charm, units=5, runtime="process", seed=1, config=one)
+        figure("process 5-unit demo, 1 worker (before)", r, time.perf_counter() - t)
     return 0
 
 
