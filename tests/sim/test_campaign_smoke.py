@@ -2,7 +2,8 @@
 
 Selected with ``-m campaign`` (``tox -e campaign-smoke``); the full campaign is ``tox -e
 campaign``. 2..6 units drawn with weight 1/N^2 keep it at about 3 minutes on 2 cores.
-``JUJUSIM_SMOKE_SCHEDULES`` changes the count.
+``JUJUSIM_SMOKE_SCHEDULES`` changes the count (and selects the test without ``-m``); a
+plain ``pytest`` run skips it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ from jujusim.faults import parse_faults
 pytestmark = pytest.mark.campaign
 
 
-def test_campaign_smoke():
+def test_campaign_smoke(request):
+    if "campaign" not in (request.config.getoption("-m") or "") and not os.environ.get(
+        "JUJUSIM_SMOKE_SCHEDULES"
+    ):
+        pytest.skip("minutes long: run with -m campaign (tox -e campaign-smoke)")
     schedules = int(os.environ.get("JUJUSIM_SMOKE_SCHEDULES", "500"))
     result = run_campaign(
         str(CHARMS / "campaign"),
@@ -35,4 +40,5 @@ def test_campaign_smoke():
     assert result.lost_requests == 0
     assert result.stalled == 0
     assert result.storms == 0
-    assert result.max_concurrent >= 2  # limits above 1 and shared holds were exercised
+    if schedules >= 100:  # limits above 1 and shared holds were exercised
+        assert result.max_concurrent >= 2
