@@ -145,6 +145,9 @@ class Simulator:
         self._lock = threading.Lock()
         self._targeted_left = {t: t.count for t in self.faults.targeted}
         self._erroring: dict[str, float] = {}
+        self._hook_faults: list[tuple[int, int, str]] = []
+        self._fired: set[int] = set()
+        self._trigger_hooks = 0
         """Units failing every hook until the given logical time (persist, leader-error)."""
         self._slow: set[str] = set()
         self.hostile: list[str] = []
@@ -301,19 +304,27 @@ class Simulator:
                 agent.cache[rid] = {u: (bag, 0) for u, (bag, _) in bags.items()}
         if self.faults.enabled:
             self.fault_window = (self.now, self.now + self.faults.window)
-            for _ in range(self.faults.remove):
-                self._push(self.now + self.rng.uniform(0, self.faults.window), _FAULT, "remove")
-            for _ in range(self.faults.add):
-                self._push(self.now + self.rng.uniform(0, self.faults.window), _FAULT, "add")
             self.faults_end = self.now + self.faults.window
-            extra = (
-                ["persist"] * self.faults.persist
+            timed = (
+                ["remove"] * self.faults.remove
+                + ["add"] * self.faults.add
+                + ["persist"] * self.faults.persist
                 + ["leader-error"] * bool(self.faults.leader_error)
                 + ["burst"] * self.faults.burst
                 + ["hostile"] * self.faults.hostile
             )
-            for what in extra:
-                self._push(self.now + self.rng.uniform(0, self.faults.window), _FAULT, what)
+            # Each timed fault strikes at a seeded hook of the operation (the k-th hook
+            # after the trigger, k up to the ~3N^2 hooks a rolling operation takes), or
+            # at a seeded time in the window, whichever comes first: uniform times alone
+            # would mostly land after a small model had already finished.
+            n = max(len(self.model.alive), 1)
+            self._trigger_hooks = len(self.records)
+            for fid, what in enumerate(timed):
+                k = self.rng.randint(1, 3 * n * n + 3)
+                self._hook_faults.append((k, fid, what))
+                at = self.now + self.rng.uniform(0, self.faults.window)
+                self._push(at, _FAULT, f"{fid}:{what}")
+            self._hook_faults.sort()
             alive = sorted(self.model.alive)
             self._slow = set(self.rng.sample(alive, min(self.faults.slow, len(alive))))
 
@@ -458,6 +469,7 @@ class Simulator:
             duration += self.rng.uniform(30.0, 300.0)
         self._push(self.now + duration, _COMMIT, unit)
         self._fault_step()
+        self._hook_fault_step()
 
     def _concurrent(self) -> bool:
         """Whether this hook may execute on a worker: the runtime's class must say so.
@@ -737,7 +749,21 @@ class Simulator:
                     state[line.unit] = "holding" if rec.end < 0 else "idle"
         return state
 
+    def _hook_fault_step(self) -> None:
+        """Fire timed faults whose hook count (since the trigger) has come."""
+        done = len(self.records) - self._trigger_hooks
+        while self._hook_faults and self._hook_faults[0][0] <= done:
+            _, fid, what = self._hook_faults.pop(0)
+            if fid not in self._fired and self._in_window():
+                self._fault(f"{fid}:{what}")
+
     def _fault(self, what: str) -> None:
+        fid, sep, name = what.partition(":")
+        if sep and fid.isdigit():
+            if int(fid) in self._fired:
+                return
+            self._fired.add(int(fid))
+            what = name
         if what == "remove":
             if len(self.model.alive) > 1:
                 # Aim at the interesting moments: a unit inside its operation (its hook

@@ -68,3 +68,38 @@ def test_campaign_figures_and_report(tmp_path):
     assert data["schedules"] == 4 and data["workers"] == 2 and data["hooks_per_s"] > 0
     text = markdown(result, command="python -m jujusim campaign ...")
     assert "## Fault model" in text and "## Invariants" in text and "verdict: **OK**" in text
+
+
+@pytest.mark.parametrize(
+    ("spec", "error"),
+    [
+        ("persist=1", "injected failure (persistent)"),
+        ("leader-error=200", "injected failure (persistent)"),
+    ],
+)
+def test_persistent_failures_strike_and_the_model_recovers(spec, error):
+    from jujusim.runner import run_scenario
+
+    result = run_scenario(CHARM, units=3, seed=5, faults=parse_faults(spec))
+    assert any(r.error == error for r in result.records), "the fault never struck"
+    assert result.violations == [] and result.completed
+
+
+def test_a_burst_coalesces_and_every_unit_restarts_for_the_last_token():
+    from jujusim.runner import run_scenario
+
+    result = run_scenario(CHARM, units=3, seed=6, faults=parse_faults("burst=1,window=5"))
+    assert result.violations == [] and result.completed
+    assert result.model is not None
+    assert str(result.model.config["restart-token"]).startswith("burst-")
+    configs = [r for r in result.records if r.hook.name == "config-changed"]
+    assert configs  # coalescing: fewer config-changed hooks than token changes per unit
+
+
+def test_a_slow_unit_is_slow():
+    from jujusim.runner import run_scenario
+
+    result = run_scenario(CHARM, units=3, seed=8, faults=parse_faults("slow=1"))
+    assert result.violations == [] and result.completed
+    longest = max(r.end - r.start for r in result.records if r.end >= 0)
+    assert longest >= 30.0
