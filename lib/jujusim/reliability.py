@@ -90,7 +90,12 @@ _FAULT_MODEL = """\
 
 Every schedule deploys N units, lets the model settle, then changes `restart-token`
 (every unit must restart under the lock) and injects faults for a window of logical
-time (`window`, default 300 s) after that trigger. Once faults stop, the model must
+time (`window`, default 300 s) after that trigger. Probabilistic faults apply at every
+step of the window; each timed fault (removal, addition, persistent failure, leader in
+error, burst) strikes at a seeded hook of the operation (the k-th hook after the
+trigger, k up to 3N^2 + 3, about what a rolling restart takes) or at a seeded moment
+of the window, whichever comes first, so that it meets the queue rather than a model
+that has already finished. Once faults stop, the model must
 settle with every invariant holding. One seed drives every choice, so a failing
 schedule replays exactly with the `run` command printed next to it.
 
