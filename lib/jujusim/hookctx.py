@@ -219,13 +219,16 @@ class SimHookContext:
     def goal_state(self) -> dict[str, Any]:
         """Units the model intends to have (dying ones marked) and the peer relations."""
         self.calls += 1
-        units: dict[str, Any] = {u: {"status": "active", "since": ""} for u in self._alive}
+        # ``since`` is RFC 3339 as Juju prints it (ops parses it; "" made goal-state
+        # raise in every ops charm, so no charm ever learnt a unit had left).
+        since = "2026-01-01T00:00:00Z"
+        units: dict[str, Any] = {u: {"status": "active", "since": since} for u in self._alive}
         for u in self._dying:
-            units[u] = {"status": "dying", "since": ""}
+            units[u] = {"status": "dying", "since": since}
         relations: dict[str, Any] = {}
         for rel in self._model.relations.values():
             entry = relations.setdefault(rel.endpoint, {})
-            entry[self.app_name] = {"status": "joined", "since": ""}
+            entry[self.app_name] = {"status": "joined", "since": since}
             for u, v in units.items():
                 if u != self.unit_name:
                     entry[u] = v

@@ -24,6 +24,7 @@ import contextlib
 import functools
 import importlib.util
 import inspect
+import json
 import logging
 import os
 import pathlib
@@ -174,6 +175,38 @@ def _install_call_counter() -> None:
     backend._jujusim_counted = True
 
 
+def _install_goal_state() -> None:
+    """Serve ``goal-state`` (``ops.hookcmds.goal_state``) from the hook context.
+
+    Scenario does not mock it: ops runs the ``goal-state`` executable, which is not on
+    ``PATH`` here, so a charm would never learn that a unit left the model (the
+    library's rule 7). Outside an in-process hook the original ``run`` is called.
+    """
+    import importlib
+
+    module = importlib.import_module(hookcmds_goal_state_module())
+    if getattr(module, "_jujusim_goal_state", False):
+        return
+    original: Callable[..., Any] = getattr(module, "run")  # noqa: B009
+
+    def run(*args: str, **kwargs: Any) -> str:
+        ctx = getattr(_counter, "ctx", None)
+        if ctx is not None and args and args[0] == "goal-state":
+            _counter.n = getattr(_counter, "n", 0) + 1
+            return json.dumps(ctx.goal_state())
+        return str(original(*args, **kwargs))
+
+    setattr(module, "run", run)  # noqa: B010 - a module attribute mypy cannot see
+    setattr(module, "_jujusim_goal_state", True)  # noqa: B010
+
+
+def hookcmds_goal_state_module() -> str:
+    """The module of ``ops.hookcmds`` that defines ``goal_state`` (and its ``run``)."""
+    from ops import hookcmds
+
+    return str(hookcmds.goal_state.__module__)
+
+
 def load_charm_class(spec: CharmSpec) -> type[ops.CharmBase]:
     """Import the charm's entry file and return the CharmBase subclass it defines."""
     if spec.entry is None:
@@ -286,6 +319,7 @@ class InProcessRuntime:
             pass
         _install_fixed_charm_root()
         _install_call_counter()
+        _install_goal_state()
         _install_app_level_fix()
 
     def _context(self, unit: str, app: str) -> testing.Context[ops.CharmBase]:

@@ -230,14 +230,19 @@ def _run_scenario(
             trigger = sim.trigger_time
 
             def done() -> bool:
-                finished = {
-                    o.unit for o in operations(sim.records, trigger) if o.end is not None
-                }
+                ops = operations(sim.records, trigger)
                 exempt = {*sim.removed, *sim.hostile}
-                return all(u in finished or u in exempt for u in required) and not any(
-                    o.end is None and o.unit not in exempt
-                    for o in operations(sim.records, trigger)
-                )
+                last_end: dict[str, float] = {}
+                for o in ops:
+                    if o.end is not None:
+                        last_end[o.unit] = max(last_end.get(o.unit, o.end), o.end)
+                if not all(u in last_end or u in exempt for u in required):
+                    return False
+                if any(o.end is None and o.unit not in exempt for o in ops):
+                    return False
+                # every request logged since the trigger (units added mid-run included)
+                # must be followed by an end; until then update-status keeps running
+                return not _unserved_requests(sim.records, trigger, last_end, exempt)
 
             end = sim.run_until_quiet(budget, done)
         else:
@@ -300,6 +305,26 @@ def _run_scenario(
         )
     finally:
         sim.close()
+
+
+def _unserved_requests(
+    records: list[HookRecord],
+    since: float | None,
+    last_end: Mapping[str, float],
+    exempt: set[str],
+) -> bool:
+    """Whether some unit logged a request after ``since`` with no end after it."""
+    for rec in reversed(records):
+        if since is not None and rec.start < since:
+            break
+        for line in rec.journal:
+            if (
+                line.event == "request"
+                and line.unit not in exempt
+                and last_end.get(line.unit, -1.0) < rec.start
+            ):
+                return True
+    return False
 
 
 class _NullRuntime:
