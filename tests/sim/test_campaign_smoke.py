@@ -2,7 +2,8 @@
 
 Selected with ``-m campaign`` (``tox -e campaign-smoke``); the full campaign is ``tox -e
 campaign``. 2..6 units drawn with weight 1/N^2 keep it at about 3 minutes on 2 cores.
-``JUJUSIM_SMOKE_SCHEDULES`` changes the count (and selects the test without ``-m``); a
+Runs on the ``direct`` runtime (the faster in-process one; ``JUJUSIM_SMOKE_RUNTIME``
+to change). ``JUJUSIM_SMOKE_SCHEDULES`` changes the count (and selects the test without ``-m``); a
 plain ``pytest`` run skips it.
 """
 
@@ -33,6 +34,7 @@ def test_campaign_smoke(request):
         seed=500,
         workers=default_workers(),
         unit_weights="cost",
+        runtime=os.environ.get("JUJUSIM_SMOKE_RUNTIME", "direct"),
     )
     replays = "\n".join(f["replay"] + "  # " + "; ".join(f["violations"]) for f in result.failing)
     assert not result.failing, replays
