@@ -51,14 +51,13 @@ def _leader_mid_queue(sim: Simulator) -> list[str]:
     agent.config_version = sim.model.config_version  # as if delivered: not yet run
     others = len(sim.model.alive) - 1
     requested: set[str] = set()
+    fired: list[bool] = []
 
     def watch(rec: HookRecord) -> None:
         if rec.unit != leader and _events(rec, "request"):
             requested.add(rec.unit)
-        if (
-            len(requested) >= (others + 1) // 2
-            and agent.config_version == sim.model.config_version
-        ):
+        if not fired and len(requested) >= (others + 1) // 2:
+            fired.append(True)  # once: the leader's config-changed then runs as usual
             agent.config_version -= 1  # the watcher fires now: config-changed is due
             sim._wake(leader)
 
