@@ -211,6 +211,14 @@ def _campaign(args: argparse.Namespace, faults: Any, config: SimConfig, progress
     from jujusim.campaign import default_workers, run_campaign
 
     def on_schedule(i: int, result: Any) -> None:
+        if not result.ok:  # a long campaign says what it found as it finds it
+            progress.done()
+            print(
+                f"[jujusim] schedule {i + 1}: seed {result.seed} ({result.units} units"
+                f"{result.schedule.config_args()}) FAILED: {'; '.join(result.violations)}",
+                file=sys.stderr,
+                flush=True,
+            )
         if progress.enabled:
             ok = result.completed and not result.violations
             progress.stream.write(
