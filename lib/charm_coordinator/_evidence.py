@@ -163,4 +163,19 @@ def lead(
         pruned = protocol.prune(new, evidence, cheap=False)
         if pruned != new:
             new = pruned
-    return new
+    return _revoke_unreadable(new, evidence)
+
+
+def _revoke_unreadable(app: AppDoc, evidence: BagEvidence) -> AppDoc:
+    """Take out the queued entries of units whose bag this hook found malformed.
+
+    Such a unit cannot be shown released, so its entries would block everyone behind
+    them forever. It cannot be holding through this library either: its own doc no
+    longer parses, so it sees no pending request and does not act. The revocation is
+    recorded, so when its bag is repaired it withdraws that request and asks anew.
+    """
+    for lock, queue in app.queues.items():
+        bad = [e for e in queue if e.unit in evidence.problems and e.unit != evidence.me]
+        if bad:
+            app = protocol.revoke(app, lock, bad)
+    return app

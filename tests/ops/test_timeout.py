@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import ops
-from ops import testing
-
 from charm_coordinator import Coordinator, LockSpec
+from ops import testing
 from tests.ops.helpers import adoc, udoc
 
 NOW = [0.0]
