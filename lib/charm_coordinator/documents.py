@@ -26,6 +26,7 @@ from .errors import MalformedDataError
 __all__ = [
     "FORMAT_VERSION",
     "MAX_APP_DOC_BYTES",
+    "MAX_PRIORITY",
     "MAX_UNIT_DOC_BYTES",
     "AppDoc",
     "Entry",
@@ -34,6 +35,7 @@ __all__ = [
     "UnitDoc",
     "Wake",
     "check_lock_name",
+    "check_zone",
     "dump_app_doc",
     "dump_unit_doc",
     "parse_app_doc",
@@ -53,6 +55,8 @@ MAX_ID = 2**53 - 1
 _LOCK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}")
 _UNIT_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}/[0-9]{1,9}")
 _TIMESTAMP = re.compile(r"[0-9T:.+Z-]{1,40}")
+_ZONE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,62}")
+MAX_PRIORITY = 1_000_000
 
 
 _NO_LOCKS: Mapping[str, Any] = MappingProxyType({})
@@ -79,6 +83,8 @@ class LockRecord(NamedTuple):
     mode: Mode = Mode.EXCLUSIVE
     at: str | None = None
     """When the request was made (ISO 8601, UTC), informational only: never orders."""
+    priority: int = 0
+    """Higher is served sooner under the ``priority`` order (0 to 1,000,000)."""
 
     @property
     def pending(self) -> bool:
@@ -102,6 +108,8 @@ class UnitDoc(NamedTuple):
 
     locks: Mapping[str, LockRecord] = _NO_LOCKS
     ack: int = 0
+    zone: str | None = None
+    """This unit's availability zone, copied by the leader into its queue entries."""
 
     def record(self, lock: str) -> LockRecord:
         """The record for ``lock``, empty if this unit never used it."""
@@ -121,6 +129,8 @@ class Entry(NamedTuple):
     unit: str
     id: int
     mode: Mode = Mode.EXCLUSIVE
+    zone: str | None = None
+    """The unit's availability zone when it was queued (zone-aware locks)."""
 
 
 class Wake(NamedTuple):
@@ -141,6 +151,8 @@ class AppDoc(NamedTuple):
     wake: Wake | None = None
     revoked: Mapping[str, Mapping[str, int]] = _NO_REVOKED
     """Per lock, per unit, the highest request id the leader revoked (grant timeouts)."""
+    paused: frozenset[str] = frozenset()
+    """Locks whose queues an operator paused: no request starts holding until resumed."""
 
     def revoked_id(self, lock: str, unit: str) -> int:
         """The highest id of ``unit``'s requests for ``lock`` revoked by a leader."""
@@ -161,12 +173,22 @@ def check_lock_name(name: str) -> str:
     return name
 
 
+def check_zone(name: str) -> str:
+    """Return ``name`` if it is a valid availability-zone name, else raise ``ValueError``."""
+    if not isinstance(name, str) or not _ZONE.fullmatch(name):
+        raise ValueError(
+            f"invalid zone name {str(name)[:80]!r}: use 1-63 letters, digits, '_', '.', ':', "
+            "'/' or '-'"
+        )
+    return name
+
+
 # -- encoding ---------------------------------------------------------------------------
 
 
 def dump_unit_doc(doc: UnitDoc) -> str:
     """Canonical JSON for a unit doc; the empty doc encodes to ``""`` (key deleted)."""
-    if not doc.locks and not doc.ack:
+    if not doc.locks and not doc.ack and doc.zone is None:
         return ""
     locks: dict[str, dict[str, Any]] = {}
     for name, rec in doc.locks.items():
@@ -175,10 +197,14 @@ def dump_unit_doc(doc: UnitDoc) -> str:
             item["mode"] = rec.mode.value
         if rec.at is not None and rec.pending:
             item["at"] = rec.at
+        if rec.priority and rec.pending:
+            item["priority"] = rec.priority
         locks[name] = item
     out: dict[str, Any] = {"v": FORMAT_VERSION, "locks": locks}
     if doc.ack:
         out["ack"] = doc.ack
+    if doc.zone is not None:
+        out["zone"] = doc.zone
     return json.dumps(out, sort_keys=True, separators=(",", ":"))
 
 
@@ -186,20 +212,26 @@ def dump_app_doc(doc: AppDoc) -> str:
     """Canonical JSON for the app doc; the empty doc encodes to ``""``."""
     queues = {name: q for name, q in doc.queues.items() if q}
     revoked = {lock: dict(units) for lock, units in doc.revoked.items() if units}
-    if not queues and not doc.seq and doc.wake is None and not revoked:
+    if not queues and not doc.seq and doc.wake is None and not revoked and not doc.paused:
         return ""
     out: dict[str, Any] = {
         "v": FORMAT_VERSION,
         "seq": doc.seq,
-        "queues": {
-            name: [[e.seq, e.unit, e.id, e.mode.value] for e in q] for name, q in queues.items()
-        },
+        "queues": {name: [_dump_entry(e) for e in q] for name, q in queues.items()},
     }
+    if doc.paused:
+        out["paused"] = sorted(doc.paused)
     if doc.wake is not None:
         out["wake"] = [doc.wake.unit, doc.wake.token]
     if revoked:
         out["revoked"] = revoked
     return json.dumps(out, sort_keys=True, separators=(",", ":"))
+
+
+def _dump_entry(e: Entry) -> list[Any]:
+    if e.zone is None:
+        return [e.seq, e.unit, e.id, e.mode.value]
+    return [e.seq, e.unit, e.id, e.mode.value, e.zone]
 
 
 # -- parsing ----------------------------------------------------------------------------
@@ -219,7 +251,7 @@ def parse_unit_doc(raw: str | None, owner: str) -> UnitDoc:
         data = _load(raw, MAX_UNIT_DOC_BYTES)
         if data is None:
             return UnitDoc()
-        _check_keys(data, required={"v", "locks"}, optional={"ack"})
+        _check_keys(data, required={"v", "locks"}, optional={"ack", "zone"})
         locks_raw = _as_dict(data["locks"], "locks")
         if len(locks_raw) > MAX_LOCKS:
             raise _Bad(f"more than {MAX_LOCKS} locks")
@@ -227,7 +259,7 @@ def parse_unit_doc(raw: str | None, owner: str) -> UnitDoc:
         for name, item in locks_raw.items():
             _lock_name(name)
             rec = _as_dict(item, f"locks.{name}")
-            _check_keys(rec, required={"id", "released"}, optional={"mode", "at"})
+            _check_keys(rec, required={"id", "released"}, optional={"mode", "at", "priority"})
             at = rec.get("at")
             if at is not None and (not isinstance(at, str) or not _TIMESTAMP.fullmatch(at)):
                 raise _Bad(f"locks.{name}.at is not a timestamp")
@@ -236,9 +268,11 @@ def parse_unit_doc(raw: str | None, owner: str) -> UnitDoc:
                 released=_count(rec["released"], f"locks.{name}.released"),
                 mode=_mode(rec.get("mode", "x"), f"locks.{name}.mode"),
                 at=at,
+                priority=_priority(rec.get("priority", 0), f"locks.{name}.priority"),
             )
         ack = _count(data.get("ack", 0), "ack")
-        return UnitDoc(locks=locks, ack=ack)
+        zone = _zone(data["zone"], "zone") if "zone" in data else None
+        return UnitDoc(locks=locks, ack=ack, zone=zone)
     except _Bad as e:
         raise MalformedDataError(owner, str(e)) from None
 
@@ -253,7 +287,7 @@ def parse_app_doc(raw: str | None, owner: str) -> AppDoc:
         data = _load(raw, MAX_APP_DOC_BYTES)
         if data is None:
             return AppDoc()
-        _check_keys(data, required={"v", "seq", "queues"}, optional={"wake", "revoked"})
+        _check_keys(data, required={"v", "seq", "queues"}, optional={"wake", "revoked", "paused"})
         seq = _count(data["seq"], "seq")
         queues_raw = _as_dict(data["queues"], "queues")
         if len(queues_raw) > MAX_LOCKS:
@@ -292,7 +326,11 @@ def parse_app_doc(raw: str | None, owner: str) -> AppDoc:
                 _unit_name(u, f"revoked.{name}"): _count(i, f"revoked.{name}.{u}")
                 for u, i in per_unit.items()
             }
-        return AppDoc(seq=seq, queues=queues, wake=wake, revoked=revoked)
+        paused_raw = data.get("paused", [])
+        if not isinstance(paused_raw, list) or len(paused_raw) > MAX_LOCKS:  # pyright: ignore[reportUnknownArgumentType]
+            raise _Bad(f"paused is not a list of at most {MAX_LOCKS} lock names")
+        paused = frozenset(_lock_name(n) for n in paused_raw)  # pyright: ignore[reportUnknownVariableType]
+        return AppDoc(seq=seq, queues=queues, wake=wake, revoked=revoked, paused=paused)
     except _Bad as e:
         raise MalformedDataError(owner, str(e)) from None
 
@@ -356,13 +394,26 @@ def _unit_name(name: object, where: str) -> str:
     return name
 
 
+def _priority(value: object, where: str) -> int:
+    if type(value) is not int or not 0 <= value <= MAX_PRIORITY:
+        raise _Bad(f"{where} is not a whole number from 0 to {MAX_PRIORITY}")
+    return value
+
+
+def _zone(value: object, where: str) -> str:
+    if not isinstance(value, str) or not _ZONE.fullmatch(value):
+        raise _Bad(f"{where} is not a zone name")
+    return value
+
+
 def _entry(item: object, where: str) -> Entry:
-    if not isinstance(item, list) or len(item) != 4:  # pyright: ignore[reportUnknownArgumentType]
-        raise _Bad(f"{where} is not [seq, unit, id, mode]")
-    seq, unit, id_, mode = item  # pyright: ignore[reportUnknownVariableType]
+    if not isinstance(item, list) or len(item) not in (4, 5):  # pyright: ignore[reportUnknownArgumentType]
+        raise _Bad(f"{where} is not [seq, unit, id, mode] or [seq, unit, id, mode, zone]")
+    seq, unit, id_, mode = item[:4]  # pyright: ignore[reportUnknownVariableType]
     return Entry(
         seq=_count(seq, f"{where}.seq"),
         unit=_unit_name(unit, f"{where}.unit"),
         id=_count(id_, f"{where}.id"),
         mode=_mode(mode, f"{where}.mode"),
+        zone=_zone(item[4], f"{where}.zone") if len(item) == 5 else None,  # pyright: ignore[reportUnknownArgumentType]
     )

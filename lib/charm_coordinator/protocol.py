@@ -41,23 +41,31 @@ from typing import NamedTuple, Protocol
 from .documents import AppDoc, Entry, LockRecord, Mode, UnitDoc, Wake, check_lock_name
 
 __all__ = [
+    "ORDERS",
     "Evidence",
     "LockSpec",
     "Standing",
     "State",
     "StaticEvidence",
     "acknowledge",
+    "force_release",
     "holders",
     "live_entries",
     "overdue",
+    "pause",
     "prune",
     "release",
     "request",
+    "resume",
     "revoke",
     "revoke_overdue",
     "sequence",
     "standing",
 ]
+
+
+ORDERS = ("fifo", "priority", "leader-last")
+"""The ordering policies a :class:`LockSpec` accepts."""
 
 
 class LockSpec:
@@ -69,11 +77,18 @@ class LockSpec:
         shared_limit: shared holders at once; ``None`` for no limit. Shared requests
             never hold alongside exclusive ones.
 
+        timeout: seconds after which the leader revokes a holder; ``None`` (default): never.
+        order: which waiting request the leader queues first: ``"fifo"`` (default, in
+            the order the leader sees them), ``"priority"`` (highest ``priority`` first)
+            or ``"leader-last"`` (the leader's own request after everyone else's).
+        per_zone: zone-aware locks: at most this many exclusive holders in one
+            availability zone at once (units publish ``JUJU_AVAILABILITY_ZONE``).
+
     Raises:
-        ValueError: a bad name or limit.
+        ValueError: a bad name, limit, timeout, order or per_zone.
     """
 
-    __slots__ = ("limit", "name", "shared_limit", "timeout")
+    __slots__ = ("limit", "name", "order", "per_zone", "shared_limit", "timeout")
 
     def __init__(
         self,
@@ -82,6 +97,8 @@ class LockSpec:
         shared_limit: int | None = None,
         *,
         timeout: float | None = None,
+        order: str = "fifo",
+        per_zone: int | None = None,
     ) -> None:
         check_lock_name(name)
         if type(limit) is not int or limit < 1:
@@ -90,6 +107,10 @@ class LockSpec:
             raise ValueError(f"lock {name!r}: shared_limit must be None or >= 1")
         if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
             raise ValueError(f"lock {name!r}: timeout must be None or a positive number")
+        if order not in ORDERS:
+            raise ValueError(f"lock {name!r}: order must be one of {', '.join(ORDERS)}")
+        if per_zone is not None and (type(per_zone) is not int or per_zone < 1):
+            raise ValueError(f"lock {name!r}: per_zone must be None or a whole number >= 1")
         self.name = name
         self.limit = limit
         self.shared_limit = shared_limit
@@ -97,12 +118,18 @@ class LockSpec:
         """Seconds after which the leader revokes a holder (off by default): this trades
         safety for liveness, since a revoked holder that is still working overlaps the
         next one. Only for operations that can be abandoned."""
+        self.order = order
+        self.per_zone = per_zone
 
-    def _key(self) -> tuple[str, int, int | None, float | None]:
-        return (self.name, self.limit, self.shared_limit, self.timeout)
+    def _key(self) -> tuple[str, int, int | None, float | None, str, int | None]:
+        return (self.name, self.limit, self.shared_limit, self.timeout, self.order, self.per_zone)
 
     def __repr__(self) -> str:
         extra = f", timeout={self.timeout}" if self.timeout is not None else ""
+        if self.order != "fifo":
+            extra += f", order={self.order!r}"
+        if self.per_zone is not None:
+            extra += f", per_zone={self.per_zone}"
         return (
             f"LockSpec({self.name!r}, limit={self.limit}, shared_limit={self.shared_limit}{extra})"
         )
@@ -157,14 +184,19 @@ class StaticEvidence(NamedTuple):
 
 
 def request(
-    doc: UnitDoc, lock: str, mode: Mode = Mode.EXCLUSIVE, at: str | None = None
+    doc: UnitDoc,
+    lock: str,
+    mode: Mode = Mode.EXCLUSIVE,
+    at: str | None = None,
+    priority: int = 0,
 ) -> UnitDoc:
     """Request ``lock``; a no-op while a request for it is already pending."""
     rec = doc.record(lock)
     if rec.pending:
         return doc
     return doc.with_record(
-        lock, LockRecord(id=rec.next_id, released=rec.released, mode=mode, at=at)
+        lock,
+        LockRecord(id=rec.next_id, released=rec.released, mode=mode, at=at, priority=priority),
     )
 
 
@@ -198,7 +230,9 @@ class State(enum.Enum):
     HOLDING = "holding"
     """Queued, and the rule says it holds."""
     REVOKED = "revoked"
-    """The leader revoked this request after the lock's timeout; it must not act."""
+    """The leader revoked this request (timeout, or forced release); it must not act."""
+    PAUSED = "paused"
+    """Would hold, but an operator paused the lock's queue: it must not start yet."""
 
 
 class Standing(NamedTuple):
@@ -212,12 +246,31 @@ class Standing(NamedTuple):
 
 
 def _holds(entry: Entry, ahead: Iterable[Entry], spec: LockSpec) -> tuple[bool, tuple[str, ...]]:
-    """The holder rule for ``entry`` given the LIVE entries ahead of it (lazy)."""
+    """The holder rule for ``entry`` given the LIVE entries ahead of it (lazy).
+
+    Every clause only gets harder to pass as live entries are added ahead, which is
+    what makes a stale view (a superset of the live entries) safe. For zone-aware
+    locks, an exclusive entry holds when the live exclusive entries ahead neither fill
+    its zone nor, counting at most ``per_zone`` per zone, fill the ``limit``: the
+    greedy rule of a partition matroid truncated to ``limit``, whose span only grows
+    with the set, so no unit ever jumps a holder of its own zone.
+    """
     exclusive = shared = 0
+    per_zone = spec.per_zone
+    zones: dict[str | None, int] = {}
     for other in ahead:
         if other.mode is Mode.EXCLUSIVE:
+            if entry.mode is Mode.SHARED:
+                return False, (other.unit,)
+            if per_zone is not None:
+                n = zones[other.zone] = zones.get(other.zone, 0) + 1
+                if n <= per_zone:
+                    exclusive += 1
+                if (other.zone == entry.zone and n >= per_zone) or exclusive >= spec.limit:
+                    return False, (other.unit,)
+                continue
             exclusive += 1
-            if entry.mode is Mode.SHARED or exclusive + shared >= spec.limit:
+            if exclusive + shared >= spec.limit:
                 return False, (other.unit,)
         else:
             shared += 1
@@ -236,12 +289,19 @@ def live_entries(
 
 
 def standing(
-    app: AppDoc, me: str, my_doc: UnitDoc, spec: LockSpec, evidence: Evidence
+    app: AppDoc,
+    me: str,
+    my_doc: UnitDoc,
+    spec: LockSpec,
+    evidence: Evidence,
+    *,
+    started: bool = False,
 ) -> Standing:
     """Where ``me`` stands for ``spec.name`` according to ``app`` (as committed).
 
     Reads evidence only for entries ahead of ``me``, and stops at the first one that
     decides the answer, so a unit far back in a queue costs a few reads, not N.
+    ``started``: this unit already acted on this request, so a pause does not stop it.
     """
     rec = my_doc.record(spec.name)
     if not rec.pending:
@@ -254,6 +314,8 @@ def standing(
         return Standing(spec.name, State.REQUESTED)
     ahead = (e for e in queue if e.seq < mine.seq and not evidence.is_dead(spec.name, e))
     holds, blockers = _holds(mine, ahead, spec)
+    if holds and spec.name in app.paused and not started:
+        return Standing(spec.name, State.PAUSED, mine)
     return Standing(spec.name, State.HOLDING if holds else State.WAITING, mine, blockers)
 
 
@@ -286,6 +348,31 @@ def prune(app: AppDoc, evidence: Evidence, *, cheap: bool = True) -> AppDoc:
         if left:
             revoked[lock] = left
     return app._replace(queues=queues, revoked=revoked)
+
+
+def pause(app: AppDoc, lock: str) -> AppDoc:
+    """Stop new holders of ``lock`` from starting; current holders carry on.
+
+    Safe at any age of view: a pause only withholds grants. Units that have not seen it
+    yet may still start, so a pause takes effect within a round, not at once.
+    """
+    return app if lock in app.paused else app._replace(paused=app.paused | {lock})
+
+
+def resume(app: AppDoc, lock: str) -> AppDoc:
+    """Undo :func:`pause`: the leader's write wakes every unit, and those that hold start."""
+    return app._replace(paused=app.paused - {lock}) if lock in app.paused else app
+
+
+def force_release(app: AppDoc, lock: str, unit: str) -> AppDoc:
+    """Revoke ``unit``'s queued requests for ``lock`` (an operator's unsticking).
+
+    Fenced like a timeout: the revocation is recorded, the unit sees it before it acts
+    and withdraws; the units behind move up. Returns ``app`` itself when ``unit`` has
+    nothing queued. If the unit is still working, it overlaps the next holder: this is
+    for holders that are known dead or stuck.
+    """
+    return revoke(app, lock, [e for e in app.queue(lock) if e.unit == unit])
 
 
 def revoke(app: AppDoc, lock: str, entries: Iterable[Entry]) -> AppDoc:
@@ -358,6 +445,7 @@ def sequence(
     *,
     peers: Sequence[str] = (),
     wake_needed: bool = True,
+    fresh: Iterable[str] = (),
 ) -> AppDoc:
     """The leader's step: queue new requests, prune when writing anyway, ask for a wake.
 
@@ -365,53 +453,131 @@ def sequence(
 
     ``candidates`` are the unit docs this hook has read (at least the leader's own and
     the one the event is about); requests already queued, or known dead, are skipped.
-    Units are taken in name order so the result depends on nothing but the inputs.
-    Returns ``app`` itself when nothing needs writing.
+    The lock's ``order`` decides which requests join its queue, and in which order:
+    ``fifo`` queues all of them, by unit name; ``priority`` and ``leader-last`` keep at
+    most one request waiting beyond those that hold (so that a better request seen
+    later can still go first) and pick by priority, or the leader's own last. The
+    result depends on nothing but the inputs. Returns ``app`` itself when nothing needs
+    writing.
 
     ``peers`` are the other units the leader knows; the first is asked to wake it when
     its own new request would hold at once (unless ``wake_needed`` is false because
-    Juju is known to tell the leader about its own app-data writes).
+    Juju is known to tell the leader about its own app-data writes). ``fresh`` names
+    the locks for which the leader's own request is new in this hook: under
+    ``leader-last`` it waits one round, for the peers' requests made at the same time.
     """
-    queues = {lock: list(q) for lock, q in app.queues.items()}
-    seq = app.seq
-    appended: list[tuple[str, Entry]] = []
+    wanted: dict[str, list[tuple[str, LockRecord]]] = {}
     for unit in sorted(candidates):
         doc = candidates[unit]
         for lock in sorted(doc.locks):
             rec = doc.locks[lock]
             if lock not in specs or not rec.pending:
                 continue
-            queue = queues.setdefault(lock, [])
-            if any(e.unit == unit and e.id >= rec.id for e in queue):
+            if any(e.unit == unit and e.id >= rec.id for e in app.queue(lock)):
                 continue
             if app.revoked_id(lock, unit) >= rec.id:
                 continue
-            entry = Entry(seq=seq + 1, unit=unit, id=rec.id, mode=rec.mode)
-            if evidence.is_dead(lock, entry, cheap=True):
+            if evidence.is_dead(lock, Entry(0, unit, rec.id, rec.mode), cheap=True):
                 continue
-            seq += 1
+            wanted.setdefault(lock, []).append((unit, rec))
+    others = sorted(p for p in peers if p != me)
+    fresh = frozenset(fresh)
+    queues = dict(app.queues)
+    seq = app.seq
+    appended: list[tuple[str, Entry]] = []
+    lonely_deferral = False
+    for lock in sorted(wanted):
+        spec = specs[lock]
+        reqs = wanted[lock]
+        queue = list(queues.get(lock, ()))
+        if spec.order == "fifo":
+            chosen = reqs
+        elif spec.order == "priority":
+            reqs.sort(key=lambda r: (-r[1].priority, r[0]))
+            chosen = _admit(queue, reqs, lock, spec, evidence, candidates)
+        else:
+            mine = [r for r in reqs if r[0] == me] if others else []
+            theirs = [r for r in reqs if r not in mine]
+            chosen = _admit(queue, theirs, lock, spec, evidence, candidates)
+            if mine and lock in fresh:
+                live = live_entries(queue, lock, evidence, cheap=True)
+                lonely_deferral |= not theirs and all(e.unit == me for e in live)
+            elif mine and len(chosen) == len(theirs):
+                chosen += _admit(
+                    queue + _entries(chosen, 0, spec, candidates),
+                    mine,
+                    lock,
+                    spec,
+                    evidence,
+                    candidates,
+                )
+        for entry in _entries(chosen, seq, spec, candidates):
             queue.append(entry)
             appended.append((lock, entry))
-    if not appended:
+        seq += len(chosen)
+        queues[lock] = tuple(queue)
+    if not appended and not lonely_deferral:
         # No prune-only writes: Juju delivers app-level changes before unit-level ones,
         # so such a write reaches the next unit before the release that caused it and
         # costs a round per hand-off. Drained queues are pruned in full scans instead.
         return app
-    new = prune(
-        AppDoc(
-            seq=seq,
-            queues={k: tuple(v) for k, v in queues.items()},
-            wake=None,
-            revoked=app.revoked,
-        ),
-        evidence,
-    )
-    others = [p for p in peers if p != me]
+    new = prune(app._replace(seq=seq, queues=queues, wake=None), evidence)
+    if lonely_deferral and not appended:
+        # The leader holds its own request back for one round; a peer's ack brings it
+        # back. A fresh number makes the token one no peer has acknowledged yet.
+        return new._replace(seq=seq + 1, wake=Wake(unit=others[0], token=seq + 1))
     if wake_needed and others and _own_entry_holds(new, me, appended, evidence, specs):
-        new = new._replace(wake=Wake(unit=sorted(others)[0], token=new.seq))
-    elif app.wake is not None and not appended:
-        new = new._replace(wake=app.wake)
+        new = new._replace(wake=Wake(unit=others[0], token=new.seq))
     return new
+
+
+def _entries(
+    chosen: Sequence[tuple[str, LockRecord]],
+    seq: int,
+    spec: LockSpec,
+    candidates: Mapping[str, UnitDoc],
+) -> list[Entry]:
+    """Queue entries for ``chosen`` requests, numbered from ``seq + 1``."""
+    return [
+        Entry(
+            seq=seq + i,
+            unit=unit,
+            id=rec.id,
+            mode=rec.mode,
+            zone=candidates[unit].zone if spec.per_zone is not None else None,
+        )
+        for i, (unit, rec) in enumerate(chosen, start=1)
+    ]
+
+
+def _admit(
+    queue: Sequence[Entry],
+    reqs: Sequence[tuple[str, LockRecord]],
+    lock: str,
+    spec: LockSpec,
+    evidence: Evidence,
+    candidates: Mapping[str, UnitDoc],
+) -> list[tuple[str, LockRecord]]:
+    """The requests, in the given order, that may join the queue now.
+
+    A request joins if it would hold at once, or if no live entry is waiting yet: one
+    on deck, so that a hand-off needs no leader hook, and no more, so that the order
+    is decided as late as possible.
+    """
+    live = list(live_entries(queue, lock, evidence))
+    waiting = any(not _holds(e, live[:i], spec)[0] for i, e in enumerate(live))
+    chosen: list[tuple[str, LockRecord]] = []
+    for req in reqs:
+        (entry,) = _entries([req], 0, spec, candidates)
+        if _holds(entry, live, spec)[0]:
+            pass
+        elif waiting:
+            continue
+        else:
+            waiting = True
+        chosen.append(req)
+        live.append(entry)
+    return chosen
 
 
 def _own_entry_holds(

@@ -34,8 +34,12 @@ records = st.builds(
     released=counts,
     mode=st.sampled_from(Mode),
     at=st.one_of(st.none(), st.just("2026-11-21T23:00:00Z")),
+    priority=st.integers(0, 1_000_000),
 )
-unit_docs = st.builds(UnitDoc, locks=st.dictionaries(lock_names, records, max_size=5), ack=counts)
+zones = st.one_of(st.none(), st.sampled_from(["az1", "us-east-1a", "zone/2"]))
+unit_docs = st.builds(
+    UnitDoc, locks=st.dictionaries(lock_names, records, max_size=5), ack=counts, zone=zones
+)
 
 
 @st.composite
@@ -46,18 +50,25 @@ def app_docs(draw: st.DrawFn) -> AppDoc:
         entries = []
         for unit in draw(st.lists(unit_names, unique=True, min_size=1, max_size=6)):
             seq += draw(st.integers(1, 3))
-            entries.append(Entry(seq, unit, draw(counts), draw(st.sampled_from(Mode))))
+            entries.append(
+                Entry(seq, unit, draw(counts), draw(st.sampled_from(Mode)), draw(zones))
+            )
         queues[lock] = tuple(entries)
     wake = draw(st.one_of(st.none(), st.builds(Wake, unit=unit_names, token=counts)))
-    return AppDoc(seq=seq + draw(st.integers(0, 5)), queues=queues, wake=wake)
+    paused = draw(st.frozensets(lock_names, max_size=2))
+    return AppDoc(seq=seq + draw(st.integers(0, 5)), queues=queues, wake=wake, paused=paused)
 
 
 @given(unit_docs)
 def test_unit_doc_round_trips(doc: UnitDoc) -> None:
     parsed = parse_unit_doc(dump_unit_doc(doc), "coordinated-app/0")
-    expected = {k: r._replace(at=r.at if r.pending else None) for k, r in doc.locks.items()}
+    expected = {
+        k: r._replace(at=r.at if r.pending else None, priority=r.priority if r.pending else 0)
+        for k, r in doc.locks.items()
+    }
     assert dict(parsed.locks) == expected
     assert parsed.ack == doc.ack
+    assert parsed.zone == doc.zone
 
 
 @given(app_docs())
@@ -73,8 +84,9 @@ def test_encoding_is_canonical_so_unchanged_docs_cost_no_write(doc: UnitDoc) -> 
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=30,
 )
 
@@ -118,6 +130,11 @@ def test_versioned_garbage_inside_a_valid_envelope_is_rejected_or_valid(data: ob
         ('{"v": 1, "locks": {"restart": {"id": 1.5, "released": 0}}}', "id"),
         ('{"v": 1, "locks": {"bad name!": {"id": 1, "released": 0}}}', "lock name"),
         ('{"v": 1, "locks": {}, "extra": 1}', "unexpected extra"),
+        ('{"v": 1, "locks": {"r": {"id": 1, "released": 0, "priority": -1}}}', "priority"),
+        ('{"v": 1, "locks": {"r": {"id": 1, "released": 0, "priority": 10**7}}}', "not JSON"),
+        ('{"v": 1, "locks": {"r": {"id": 1, "released": 0, "priority": 10000000}}}', "priority"),
+        ('{"v": 1, "locks": {}, "zone": "a zone with spaces"}', "zone"),
+        ('{"v": 1, "locks": {}, "zone": 7}', "zone"),
         ("[" * 100_000 + "]" * 100_000, "bytes"),
         ("[" * 5000 + "]" * 5000, "not JSON"),
     ],
@@ -148,6 +165,20 @@ def test_a_16_mib_value_is_refused_without_being_parsed() -> None:
 def test_inconsistent_queues_are_rejected(queues: object) -> None:
     raw = json.dumps({"v": 1, "seq": 5, "queues": queues})
     with pytest.raises(MalformedDataError):
+        parse_app_doc(raw, "coordinated-app")
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ('{"v": 1, "seq": 1, "queues": {"r": [[1, "a/0", 1, "x", "bad zone"]]}}', "zone"),
+        ('{"v": 1, "seq": 1, "queues": {"r": [[1, "a/0", 1, "x", "z", 9]]}}', "zone"),
+        ('{"v": 1, "seq": 0, "queues": {}, "paused": "restart"}', "paused"),
+        ('{"v": 1, "seq": 0, "queues": {}, "paused": ["bad name!"]}', "lock name"),
+    ],
+)
+def test_named_app_malformations(raw: str, reason: str) -> None:
+    with pytest.raises(MalformedDataError, match=reason):
         parse_app_doc(raw, "coordinated-app")
 
 

@@ -33,8 +33,9 @@ class Model:
     max_shared: int = 0
 
     @classmethod
-    def new(cls, n: int, spec: p.LockSpec) -> Model:
-        return cls(n=n, spec=spec, docs=[[UnitDoc()] for _ in range(n)], apps=[AppDoc()])
+    def new(cls, n: int, spec: p.LockSpec, zones: int = 2) -> Model:
+        docs = [[UnitDoc(zone=f"z{i % zones}")] for i in range(n)]
+        return cls(n=n, spec=spec, docs=docs, apps=[AppDoc()])
 
     def name(self, i: int) -> str:
         return f"app/{i}"
@@ -70,11 +71,19 @@ class Model:
         assert not (x and s), "shared and exclusive held together"
         if self.spec.shared_limit is not None:
             assert s <= self.spec.shared_limit
+        if self.spec.per_zone is not None:
+            for zone in {self.docs[i][0].zone for i in range(self.n)}:
+                here = [
+                    i
+                    for i, e in self.acting.items()
+                    if e.mode is Mode.EXCLUSIVE and self.docs[i][0].zone == zone
+                ]
+                assert len(here) <= self.spec.per_zone, f"{here} hold together in {zone}"
 
     # -- actions ------------------------------------------------------------------------
 
-    def request(self, i: int, mode: Mode) -> None:
-        doc = p.request(self.docs[i][-1], self.spec.name, mode)
+    def request(self, i: int, mode: Mode, priority: int = 0) -> None:
+        doc = p.request(self.docs[i][-1], self.spec.name, mode, priority=priority)
         if doc != self.docs[i][-1]:
             self.docs[i].append(doc)
 
@@ -96,6 +105,7 @@ class Model:
             elif data.draw(st.booleans(), label="leader reads"):
                 versions = self.docs[i]
                 cands[self.name(i)] = versions[data.draw(st.integers(0, len(versions) - 1))]
+        fresh = () if data is None or not data.draw(st.booleans()) else (self.spec.name,)
         app = p.sequence(
             self.apps[-1],
             self.name(self.leader),
@@ -103,7 +113,13 @@ class Model:
             ev,
             {self.spec.name: self.spec},
             peers=[self.name(i) for i in self.alive()],
+            fresh=fresh,
         )
+        if app != self.apps[-1]:
+            self.apps.append(app)
+
+    def pause(self, on: bool) -> None:
+        app = (p.pause if on else p.resume)(self.apps[-1], self.spec.name)
         if app != self.apps[-1]:
             self.apps.append(app)
 
@@ -133,6 +149,8 @@ specs = st.builds(
     name=st.just("restart"),
     limit=st.integers(1, 3),
     shared_limit=st.one_of(st.none(), st.integers(1, 3)),
+    order=st.sampled_from(p.ORDERS),
+    per_zone=st.one_of(st.none(), st.integers(1, 2)),
 )
 
 actions = st.lists(
@@ -140,7 +158,7 @@ actions = st.lists(
         # weighted towards contention: many requests and looks, few releases
         st.sampled_from(
             ["request"] * 3
-            + ["shared", "finish", "depart", "elect"]
+            + ["shared", "finish", "depart", "elect", "pause", "resume"]
             + ["lead"] * 3
             + ["observe"] * 6
         ),
@@ -171,7 +189,9 @@ def test_never_more_holders_than_the_rule_allows_and_every_request_is_served(
     for action, k in script:
         i = k % n
         if action in ("request", "shared") and i not in m.departed:
-            m.request(i, Mode.SHARED if action == "shared" else Mode.EXCLUSIVE)
+            m.request(i, Mode.SHARED if action == "shared" else Mode.EXCLUSIVE, priority=k % 3)
+        elif action in ("pause", "resume"):
+            m.pause(action == "pause")
         elif action == "finish":
             m.finish(i)
         elif action == "lead":
@@ -188,6 +208,7 @@ def test_never_more_holders_than_the_rule_allows_and_every_request_is_served(
         for i in m.alive()
         if m.docs[i][-1].record(spec.name).pending
     }
+    m.pause(False)
     drain(m)
     assert pending <= m.served, f"unserved: {sorted(pending - m.served)}"
     # The leader's full scan (update-status, leader-elected) prunes what is left.

@@ -47,6 +47,7 @@ records = st.builds(
     released=st.one_of(small_ids, ids),
     mode=st.sampled_from(Mode),
     at=st.one_of(st.none(), st.just("2026-01-01T00:00:00Z")),
+    priority=st.integers(0, 10),
 )
 valid_docs = st.builds(
     UnitDoc,
