@@ -64,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--max-hooks", type=int, help="hook budget per phase (hook storm)")
         p.add_argument(
+            "--zones",
+            type=int,
+            default=1,
+            help="availability zones the units are spread over, round-robin by unit "
+            "number (JUJU_AVAILABILITY_ZONE=zone-1..zone-K); default 1",
+        )
+        p.add_argument(
             "--upgrade-to",
             metavar="DIR",
             help="the new charm directory the upgrade-* scenarios upgrade units to",
@@ -139,7 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:
         print(f"jujusim: {e}", file=sys.stderr)
         return 2
-    config = SimConfig(leader_sees_own_app_changes=args.leader_app_changed == "on")
+    if args.zones < 1:
+        print("jujusim: --zones must be at least 1", file=sys.stderr)
+        return 2
+    config = SimConfig(
+        leader_sees_own_app_changes=args.leader_app_changed == "on", zones=args.zones
+    )
     from jujusim.report import Progress
 
     progress = Progress()

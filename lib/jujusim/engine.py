@@ -51,6 +51,8 @@ class SimConfig:
     retry_max: float = 300.0
     election_delay: tuple[float, float] = (1.0, 30.0)
     """From a leader's removal until another unit is elected (Juju: lease expiry)."""
+    zones: int = 1
+    """Availability zones the units are spread over (``JUJU_AVAILABILITY_ZONE``)."""
     workers: int | None = None
     """Hooks executed at once in wall time (never changes the run): None means
     ``os.cpu_count()`` for a runtime that declares ``concurrent = True`` (process), else 1."""
@@ -112,7 +114,7 @@ class Simulator:
         self.config = config or SimConfig()
         self.faults = faults or FaultSpec()
         self.rng = random.Random(self.config.seed)
-        self.model = Model(app_name=charm.name)
+        self.model = Model(app_name=charm.name, zones=self.config.zones)
         self.model.config = charm.config_defaults()
         self.agents: dict[str, UnitAgent] = {}
         self.records: list[HookRecord] = []

@@ -54,7 +54,7 @@ class SimHookContext:
         self.model_name = model.model_name
         self.model_uuid = model.model_uuid
         self.charm_dir = charm_dir
-        self.availability_zone = "zone-1"
+        self.availability_zone = model.zone_of(agent.name)
         self._model = model
         self._agent = agent
         self._hook = hook

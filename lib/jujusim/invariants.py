@@ -2,8 +2,10 @@
 
 An operation lasts from the start of the hook that logged ``begin`` to the end (commit
 or failure) of the hook that logged ``end``: the most the workload could have been
-inside it. Checked: per lock, never more than ``limit`` exclusive operations at once
-and never a shared one alongside an exclusive one; every required operation done;
+inside it. Checked: per lock, never more than ``limit`` exclusive operations at once,
+never more than ``per_zone`` of them in one availability zone (zone-aware locks; the
+journal line says which zone the workload runs in), and never a shared one alongside
+an exclusive one; every required operation done;
 the model went quiet (no hook storm, no stall).
 """
 
@@ -43,6 +45,10 @@ class Operation:
     end_depth: int | None
     shared_limit: int = 0
     """Shared holders allowed at once (0: no limit), from the journal's ``shared_limit``."""
+    per_zone: int = 0
+    """Exclusive holders allowed at once per zone (0: no zone rule), from ``per_zone``."""
+    zone: str = ""
+    """The availability zone the workload ran in, from the journal's ``zone``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +64,28 @@ class Verdict:
 
 def operations(records: Iterable[HookRecord], since: float | None = None) -> list[Operation]:
     """Pair begin/end lines per unit and op, in logical time; ``since`` filters by begin."""
-    open_ops: dict[tuple[str, str], tuple[HookRecord, str, str, int, int]] = {}
+    open_ops: dict[tuple[str, str], tuple[HookRecord, JournalRecord]] = {}
     out: list[Operation] = []
+
+    def operation(began: HookRecord, line: JournalRecord, ended: HookRecord | None) -> Operation:
+        extra = dict(line.extra)
+        per_zone = extra.get("per_zone", 0)
+        return Operation(
+            line.unit,
+            line.op,
+            line.lock,
+            line.mode,
+            line.limit,
+            began.start,
+            None if ended is None else ended.end,
+            began.index,
+            None if ended is None else ended.index,
+            None if ended is None else ended.depth,
+            _shared_limit(line),
+            per_zone if isinstance(per_zone, int) and per_zone > 0 else 0,
+            str(extra.get("zone", "")),
+        )
+
     for rec in records:
         for line in rec.journal:
             key = (line.unit, line.op)
@@ -67,31 +93,12 @@ def operations(records: Iterable[HookRecord], since: float | None = None) -> lis
                 if key in open_ops:
                     # begun again without an end (e.g. a hook retried): keep the first begin
                     continue
-                open_ops[key] = (rec, line.lock, line.mode, line.limit, _shared_limit(line))
+                open_ops[key] = (rec, line)
             elif line.event == "end" and key in open_ops:
-                began, lock, mode, limit, shared_limit = open_ops.pop(key)
-                out.append(
-                    Operation(
-                        line.unit,
-                        line.op,
-                        lock,
-                        mode,
-                        limit,
-                        began.start,
-                        rec.end,
-                        began.index,
-                        rec.index,
-                        rec.depth,
-                        shared_limit,
-                    )
-                )
-    for (unit, op), (began, lock, mode, limit, shared_limit) in open_ops.items():
-        out.append(
-            Operation(
-                unit, op, lock, mode, limit, began.start, None, began.index, None, None,
-                shared_limit,
-            )
-        )
+                began, first = open_ops.pop(key)
+                out.append(operation(began, first, rec))
+    for began, first in open_ops.values():
+        out.append(operation(began, first, None))
     if since is not None:
         out = [o for o in out if o.start >= since]
     out.sort(key=lambda o: (o.start, o.unit))
@@ -131,16 +138,24 @@ def _exclusion(ops: Sequence[Operation]) -> tuple[int, list[str]]:
             limit = min(x.limit for x in inside)
             shared_limits = [x.shared_limit for x in inside if x.shared_limit > 0]
             shared_limit = min(shared_limits) if shared_limits else 0
+            per_zone = min((x.per_zone for x in inside if x.per_zone > 0), default=0)
+            crowded = per_zone > 0 and any(
+                sum(1 for x in exclusive if x.zone == o.zone) > per_zone for o in exclusive
+            )
             bad = (
                 len(exclusive) > limit
                 or bool(exclusive and shared)
                 or (shared_limit > 0 and len(shared) > shared_limit)
+                or crowded
             )
             if bad and not reported:
                 who = ", ".join(sorted(f"{x.unit}({x.mode})" for x in inside))
+                if crowded:
+                    who = ", ".join(sorted(f"{x.unit}({x.zone})" for x in exclusive))
                 violations.append(
                     f"exclusion: {len(inside)} inside lock {lock!r} (limit {limit}"
-                    f"{f', shared limit {shared_limit}' if shared_limit else ''}) "
+                    f"{f', shared limit {shared_limit}' if shared_limit else ''}"
+                    f"{f', {per_zone} per zone' if per_zone else ''}) "
                     f"at t={t:.1f}s: {who}"
                 )
                 reported = True  # one report per lock is enough to fail the run

@@ -97,6 +97,12 @@ class Model:
     dying: list[str] = dataclasses.field(default_factory=list)
     next_unit: int = 0
     databag_bytes_max: int = 0
+    zones: int = 1
+    """Availability zones; units are spread over them round-robin by unit number."""
+
+    def zone_of(self, unit: str) -> str:
+        """The availability zone of ``unit`` (``zone-1`` .. ``zone-K``)."""
+        return f"zone-{unit_number(unit) % max(1, self.zones) + 1}"
 
     def relation_by_rid(self, rid: str) -> RelationData | None:
         """Look up ``endpoint:id`` (or a bare id)."""

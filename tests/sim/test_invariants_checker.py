@@ -84,3 +84,17 @@ def test_safe_charm_passes_and_unsafe_charm_is_caught():
     unsafe = run_scenario(str(CHARMS / "unsafe"), units=4, seed=2)
     assert unsafe.violations and unsafe.violations[0].startswith("exclusion")
     assert unsafe.verdict.max_concurrent > 1
+
+
+def zoned(i, unit, start, end, zone):
+    extra = (("per_zone", 1), ("zone", zone))
+    lines = [JournalRecord(unit, e, "op", "l", 3, "exclusive", extra) for e in ("begin", "end")]
+    return HookRecord(i, unit, HookInfo("config-changed"), start, end, ok=True, journal=lines)
+
+
+def test_zone_aware_allows_one_per_zone_and_names_the_crowded_zone():
+    records = [zoned(0, "a/0", 1, 5, "zone-1"), zoned(1, "a/1", 2, 6, "zone-2")]
+    assert verdict(records).violations == ()
+    records.append(zoned(2, "a/2", 3, 7, "zone-1"))
+    (violation,) = verdict(records).violations
+    assert "1 per zone" in violation and "a/0(zone-1)" in violation and "a/2(zone-1)" in violation
