@@ -8,15 +8,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import CoordinatorError, LocalUsageError, MalformedDataError, UnknownLockError
+from .errors import (
+    CoordinatorError,
+    LocalUsageError,
+    MalformedDataError,
+    NotLeaderError,
+    UnknownLockError,
+)
 from .protocol import LockSpec, Standing, State
 
 if TYPE_CHECKING:
     from .framework import (
         Coordinator,
         CoordinatorEvents,
+        LeadershipEvent,
         LockGrantedEvent,
         LockRevokedEvent,
+        MemberEvent,
         QueuedRequest,
     )
 
@@ -24,11 +32,14 @@ __all__ = [
     "Coordinator",
     "CoordinatorError",
     "CoordinatorEvents",
+    "LeadershipEvent",
     "LocalUsageError",
     "LockGrantedEvent",
     "LockRevokedEvent",
     "LockSpec",
     "MalformedDataError",
+    "MemberEvent",
+    "NotLeaderError",
     "QueuedRequest",
     "Standing",
     "State",
@@ -38,8 +49,10 @@ __all__ = [
 _LAZY = {
     "Coordinator",
     "CoordinatorEvents",
+    "LeadershipEvent",
     "LockGrantedEvent",
     "LockRevokedEvent",
+    "MemberEvent",
     "QueuedRequest",
 }
 

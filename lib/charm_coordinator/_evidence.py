@@ -133,6 +133,7 @@ def lead(
     *,
     full_scan: bool,
     wake_needed: bool,
+    fresh: Iterable[str] = (),
 ) -> AppDoc:
     """The leader's step at the end of a hook: queue, prune, ask for a wake.
 
@@ -158,6 +159,7 @@ def lead(
         specs,
         peers=evidence.members(),
         wake_needed=wake_needed,
+        fresh=fresh,
     )
     if full_scan:
         pruned = protocol.prune(new, evidence, cheap=False)

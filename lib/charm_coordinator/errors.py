@@ -6,6 +6,7 @@ __all__ = [
     "CoordinatorError",
     "LocalUsageError",
     "MalformedDataError",
+    "NotLeaderError",
     "UnknownLockError",
 ]
 
@@ -31,6 +32,15 @@ class UnknownLockError(LocalUsageError):
             f"unknown lock {name!r}; this coordinator knows {', '.join(known) or 'none'}"
         )
         self.name = name
+
+
+class NotLeaderError(LocalUsageError):
+    """An operation only the leader may do (pause, resume, force-release) ran elsewhere."""
+
+    def __init__(self, what: str, unit: str) -> None:
+        super().__init__(
+            f"{what} changes the leader's queue: run it on the leader unit ({unit} is not)"
+        )
 
 
 class MalformedDataError(CoordinatorError):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -23,22 +24,26 @@ import ops
 from . import _evidence, protocol
 from ._evidence import BagEvidence
 from .documents import (
+    MAX_PRIORITY,
     AppDoc,
     Mode,
     UnitDoc,
+    check_zone,
     dump_app_doc,
     dump_unit_doc,
     parse_app_doc,
     parse_unit_doc,
 )
-from .errors import MalformedDataError, UnknownLockError
+from .errors import LocalUsageError, MalformedDataError, NotLeaderError, UnknownLockError
 from .protocol import LockSpec, Standing, State
 
 __all__ = [
     "Coordinator",
     "CoordinatorEvents",
+    "LeadershipEvent",
     "LockGrantedEvent",
     "LockRevokedEvent",
+    "MemberEvent",
     "QueuedRequest",
 ]
 
@@ -100,11 +105,31 @@ class LockGrantedEvent(_LockEvent):
 
 
 class LockRevokedEvent(_LockEvent):
-    """The leader revoked this unit's request after the lock's ``timeout``.
+    """The leader revoked this unit's request (lock ``timeout``, or ``force_release``).
 
     The request is withdrawn at the end of this dispatch. A unit that was holding must
     stop: another unit may already hold the lock. Call ``acquire`` again to queue anew.
     """
+
+
+class MemberEvent(ops.EventBase):
+    """A peer unit joined or left the application's peer relation (``member``)."""
+
+    def __init__(self, handle: ops.Handle, member: str) -> None:
+        super().__init__(handle)
+        self.member = member
+
+    def snapshot(self) -> dict[str, Any]:
+        """Serialise for deferral."""
+        return {"member": self.member}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Restore a deferred event."""
+        self.member = str(snapshot["member"])
+
+
+class LeadershipEvent(ops.EventBase):
+    """This unit became, or stopped being, the leader."""
 
 
 class CoordinatorEvents(ops.ObjectEvents):
@@ -112,6 +137,15 @@ class CoordinatorEvents(ops.ObjectEvents):
 
     lock_granted = ops.EventSource(LockGrantedEvent)
     lock_revoked = ops.EventSource(LockRevokedEvent)
+    member_joined = ops.EventSource(MemberEvent)
+    """A peer joined (its relation-joined ran on this unit): it is in :attr:`members`."""
+    member_left = ops.EventSource(MemberEvent)
+    """A peer left (its relation-departed ran on this unit)."""
+    leadership_gained = ops.EventSource(LeadershipEvent)
+    """This unit is now the leader (at leader-elected, or the first hook that shows it)."""
+    leadership_lost = ops.EventSource(LeadershipEvent)
+    """This unit was the leader and is not any more. Juju sends no hook for this, so it
+    comes with the first hook this unit runs afterwards (at worst its update-status)."""
 
 
 class QueuedRequest(NamedTuple):
@@ -122,6 +156,9 @@ class QueuedRequest(NamedTuple):
     seq: int
     shared: bool
     holding: bool
+    zone: str | None = None
+    requested_at: str | None = None
+    """When the unit made the request (its own clock, informational), if known."""
 
 
 class _View:
@@ -199,19 +236,38 @@ class Coordinator(ops.Object):
             self_app_events=False,
             written=0,
             since={},
+            leader=False,
         )
         self.relation_name, self.setup_problem = _peer_relation_name(charm.meta, relation_name)
         self._view: _View | None = None
         self._delivered: dict[str, int] = {}
         self._kept: dict[str, int] = {}
-        self._intents: list[tuple[str, Mode | None]] = []
-        """This dispatch's acquire/release calls, in order (None: release)."""
+        self._intents: list[tuple[str, Mode | None, int]] = []
+        """This dispatch's acquire/release calls, in order (mode None: release)."""
+        self._operator: list[Callable[[AppDoc], AppDoc]] = []
+        """This dispatch's pause/resume/force-release calls (leader only)."""
+        self._leadership_checked = False
+        self.zone = (
+            _zone_from_env() if any(s.per_zone is not None for s in self.specs.values()) else None
+        )
         _REGISTRY.setdefault(self.framework, {})[key] = self
         if self.setup_problem:
             logger.error("coordinator %s: %s", key, self.setup_problem)
             return
         assert self.relation_name is not None
         rel = charm.on[self.relation_name]
+        for source in (
+            rel.relation_joined,
+            rel.relation_changed,
+            rel.relation_departed,
+            charm.on.leader_elected,
+            charm.on.leader_settings_changed,
+            charm.on.config_changed,
+            charm.on.start,
+            charm.on.upgrade_charm,
+            charm.on.update_status,
+        ):
+            self.framework.observe(source, self._track_leadership)
         for source in (
             rel.relation_created,
             rel.relation_joined,
@@ -226,15 +282,18 @@ class Coordinator(ops.Object):
 
     # -- public API ---------------------------------------------------------------------
 
-    def acquire(self, lock: str, *, shared: bool = False) -> bool:
+    def acquire(self, lock: str, *, shared: bool = False, priority: int = 0) -> bool:
         """Request ``lock`` (idempotent while pending); True if this unit holds it now.
 
         A new request is published at the end of the dispatch; the grant arrives later
         as :attr:`CoordinatorEvents.lock_granted`. Before the peer relation exists the
-        request is kept and published as soon as it does.
+        request is kept and published as soon as it does. ``priority`` (0 to 1,000,000,
+        higher first) matters for locks with ``order="priority"``.
         """
         self._spec(lock)
-        self._intents.append((lock, Mode.SHARED if shared else Mode.EXCLUSIVE))
+        if type(priority) is not int or not 0 <= priority <= MAX_PRIORITY:
+            raise ValueError(f"priority must be a whole number from 0 to {MAX_PRIORITY}")
+        self._intents.append((lock, Mode.SHARED if shared else Mode.EXCLUSIVE, priority))
         view = self._load()
         if view is None:
             return False
@@ -243,7 +302,7 @@ class Coordinator(ops.Object):
     def release(self, lock: str) -> None:
         """Release ``lock`` if held, or withdraw the request if waiting; else nothing."""
         self._spec(lock)
-        self._intents.append((lock, None))
+        self._intents.append((lock, None, 0))
         self._kept.pop(lock, None)
 
     def granted(self, lock: str) -> bool:
@@ -255,14 +314,18 @@ class Coordinator(ops.Object):
         return self.standing(lock).state is not State.IDLE
 
     def standing(self, lock: str) -> Standing:
-        """Where this unit stands with ``lock``: idle, requested, waiting or holding."""
+        """Where this unit stands with ``lock``: idle, requested, waiting, paused, holding."""
         spec = self._spec(lock)
         view = self._load()
         if view is None:
             pending = self._pending_without_relation().get(lock)
             return Standing(lock, State.REQUESTED if pending else State.IDLE)
         doc = self._my_doc(view)
-        return protocol.standing(view.app, self.unit_name, doc, spec, view.evidence)
+        rid = doc.record(lock).id
+        started = rid in (self._stored.handed.get(lock), self._delivered.get(lock))
+        return protocol.standing(
+            view.app, self.unit_name, doc, spec, view.evidence, started=started
+        )
 
     def queue(self, lock: str) -> tuple[QueuedRequest, ...]:
         """The committed queue for ``lock`` without dead entries, oldest first."""
@@ -271,9 +334,117 @@ class Coordinator(ops.Object):
         if view is None:
             return ()
         holding = set(protocol.holders(view.app, spec, view.evidence))
+        docs = {**view.evidence.docs, self.unit_name: self._my_doc(view)}
+
+        def at(unit: str, rid: int) -> str | None:
+            doc = docs.get(unit)
+            rec = doc.record(lock) if doc is not None else None
+            return rec.at if rec is not None and rec.id == rid else None
+
         return tuple(
-            QueuedRequest(e.unit, e.id, e.seq, e.mode is Mode.SHARED, e in holding)
+            QueuedRequest(
+                e.unit, e.id, e.seq, e.mode is Mode.SHARED, e in holding, e.zone, at(e.unit, e.id)
+            )
             for e in protocol.live_entries(view.app.queue(lock), lock, view.evidence)
+        )
+
+    def unqueued(self, lock: str) -> tuple[str, ...]:
+        """Units with a request for ``lock`` the leader has not queued yet.
+
+        Under the ``priority`` and ``leader-last`` orders the leader queues requests
+        only as places open, so these are waiting too. Reads every peer's bag: for
+        actions and status pages, not for every hook.
+        """
+        self._spec(lock)
+        view = self._load()
+        if view is None:
+            return (self.unit_name,) if self._pending_without_relation().get(lock) else ()
+        for unit in view.evidence.members():
+            view.evidence.read(unit)
+        docs = {**view.evidence.docs, self.unit_name: self._my_doc(view)}
+        queued = {(e.unit, e.id) for e in view.app.queue(lock)}
+        return tuple(
+            unit
+            for unit, doc in sorted(docs.items(), key=lambda kv: _unit_key(kv[0]))
+            if doc.record(lock).pending
+            and (unit, doc.record(lock).id) not in queued
+            and view.app.revoked_id(lock, unit) < doc.record(lock).id
+        )
+
+    def paused(self, lock: str) -> bool:
+        """Whether an operator paused ``lock``'s queue (in this unit's view)."""
+        self._spec(lock)
+        view = self._load()
+        return view is not None and lock in view.app.paused
+
+    def pause(self, lock: str) -> None:
+        """Stop new holders of ``lock`` from starting (leader only; for an action).
+
+        Units that already hold carry on; the others see the pause at the leader's write
+        at the end of this dispatch (within a round, so one may still start meanwhile).
+
+        Raises:
+            NotLeaderError: this unit is not the leader.
+            LocalUsageError: no peer relation yet, or the queue's data is malformed.
+        """
+        self._operate("pause", lock, lambda app: protocol.pause(app, lock))
+
+    def resume(self, lock: str) -> None:
+        """Undo :meth:`pause` (leader only); the units next in line start."""
+        self._operate("resume", lock, lambda app: protocol.resume(app, lock))
+
+    def force_release(self, lock: str, unit: str) -> None:
+        """Take ``unit``'s request out of ``lock``'s queue for good (leader only).
+
+        For a holder that is gone or stuck. Fenced: the revocation is recorded in the
+        leader's data, and the unit, if it runs again, gets ``lock_revoked`` instead of
+        acting. If it is in fact still working, the next holder overlaps it.
+
+        Raises:
+            NotLeaderError: this unit is not the leader.
+            LocalUsageError: ``unit`` has no request in the queue, no peer relation, or
+                malformed queue data.
+        """
+        view = self._operate(
+            "force-release", lock, lambda app: protocol.force_release(app, lock, unit)
+        )
+        if not any(e.unit == unit for e in view.app.queue(lock)):
+            self._operator.pop()
+            queued = ", ".join(e.unit for e in view.app.queue(lock)) or "nobody"
+            raise LocalUsageError(
+                f"force-release: {unit} has no request in the {lock!r} queue (queued: {queued})"
+            )
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        """This unit and the peers it sees (joined and not departed), by unit number."""
+        relation = self.model.get_relation(self.relation_name) if self.relation_name else None
+        units = {self.unit_name}
+        if relation is not None:
+            units.update(u.name for u in relation.units)
+        return tuple(sorted(units, key=_unit_key))
+
+    def partition(
+        self,
+        items: Iterable[str],
+        *,
+        replicas: int = 1,
+        weights: Mapping[str, float] | None = None,
+        keep: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """The ``items`` this unit owns among :attr:`members` (consistent hashing).
+
+        Units that see the same members get the same answer; when a unit joins or
+        leaves, only about its share of the items moves. ``keep`` maps items to the
+        unit already working on them, to leave them there while it stays (pass data
+        every unit sees alike, such as the app databag). See docs/partitioning.md.
+        """
+        from .hashring import owned
+
+        return list(
+            owned(
+                items, self.members, self.unit_name, replicas=replicas, weights=weights, keep=keep
+            )
         )
 
     def holders(self, lock: str) -> tuple[str, ...]:
@@ -315,6 +486,10 @@ class Coordinator(ops.Object):
                 continue
             if s.state is State.HOLDING:
                 parts.append(f"{name}: holding")
+            elif s.state is State.PAUSED:
+                parts.append(f"{name}: next, but the queue is paused")
+            elif s.state is State.REVOKED:
+                parts.append(f"{name}: revoked by the leader")
             elif s.state is State.REQUESTED:
                 parts.append(f"{name}: requested, not yet queued by the leader")
             else:
@@ -330,7 +505,8 @@ class Coordinator(ops.Object):
                     if e.seq < s.entry.seq
                 )
                 who = s.blockers[0] if s.blockers else "?"
-                parts.append(f"{name}: {_ordinal(ahead + 1)} in queue, waiting for {who}")
+                paused = " (paused)" if name in view.app.paused else ""
+                parts.append(f"{name}: {_ordinal(ahead + 1)} in queue, waiting for {who}{paused}")
         for owner, reason in sorted(self.problems.items()):
             parts.append(f"bad coordinator data from {owner}: {reason}")
         return "; ".join(parts)
@@ -357,27 +533,71 @@ class Coordinator(ops.Object):
     def _my_doc(self, view: _View) -> UnitDoc:
         """Own doc with this dispatch's intents applied (ops reads own bag locally)."""
         doc = view.doc
-        pending: dict[str, Any] = dict(self._stored.pending)
-        for lock, mode in pending.items():
+        for lock, (mode, priority) in self._stored_pending().items():
             if lock in self.specs:
-                doc = protocol.request(doc, lock, Mode(mode), self._now())
-        for lock, want in self._intents:
+                doc = protocol.request(doc, lock, Mode(mode), self._now(), priority)
+        for lock, want, priority in self._intents:
             doc = (
                 protocol.release(doc, lock)
                 if want is None
-                else protocol.request(doc, lock, want, self._now())
+                else protocol.request(doc, lock, want, self._now(), priority)
             )
+        if self.zone != doc.zone and self.zone is not None:
+            doc = doc._replace(zone=self.zone)
         return doc
 
-    def _pending_without_relation(self) -> dict[str, str]:
-        """Requests kept until the peer relation exists (lock -> mode value)."""
-        pending: dict[str, str] = dict(self._stored.pending)
-        for lock, mode in self._intents:
+    def _stored_pending(self) -> dict[str, tuple[str, int]]:
+        """Requests kept from before the peer relation existed: lock -> (mode, priority)."""
+        out: dict[str, tuple[str, int]] = {}
+        stored: Mapping[str, Any] = self._stored.pending
+        for lock, value in stored.items():
+            if isinstance(value, str):  # written by 0.1, before priorities
+                out[lock] = (value, 0)
+            else:
+                out[lock] = (str(value[0]), int(value[1]))
+        return out
+
+    def _pending_without_relation(self) -> dict[str, list[str | int]]:
+        """Requests kept until the peer relation exists (lock -> [mode, priority])."""
+        pending: dict[str, list[str | int]] = {
+            lock: [mode, prio] for lock, (mode, prio) in self._stored_pending().items()
+        }
+        for lock, mode, priority in self._intents:
             if mode is None:
                 pending.pop(lock, None)
             else:
-                pending[lock] = mode.value
+                pending[lock] = [mode.value, priority]
         return pending
+
+    def _operate(self, what: str, lock: str, change: Callable[[AppDoc], AppDoc]) -> _View:
+        """Check that an operator's change can be made here, and queue it for the write."""
+        self._spec(lock)
+        view = self._load()
+        if view is None:
+            raise LocalUsageError(
+                f"{what}: there is no {self.relation_name or 'peer'} relation yet"
+                if not self.setup_problem
+                else f"{what}: {self.setup_problem}"
+            )
+        if not view.leader:
+            raise NotLeaderError(what, self.unit_name)
+        if view.app_problem:
+            raise LocalUsageError(
+                f"{what}: the queue data in the application databag is malformed "
+                f"({view.app_problem}); nothing was changed"
+            )
+        self._operator.append(change)
+        return view
+
+    def _track_leadership(self, _: ops.EventBase) -> None:
+        """Emit leadership_gained/lost once per dispatch when leadership differs."""
+        if self._leadership_checked:
+            return
+        self._leadership_checked = True
+        now = self.model.unit.is_leader()
+        if now != bool(self._stored.leader):
+            self._stored.leader = now
+            (self.on.leadership_gained if now else self.on.leadership_lost).emit()
 
     def _now(self) -> str:
         stamp = datetime.datetime.fromtimestamp(self._clock(), datetime.timezone.utc)
@@ -444,10 +664,13 @@ class Coordinator(ops.Object):
                 self._leaving()
             elif gone is not None:
                 ev.departed.add(gone.name)
+                self.on.member_left.emit(gone.name)
             view.full_scan = True
         elif isinstance(event, ops.RelationEvent):
             if event.unit is not None:
                 ev.read(event.unit.name)
+                if isinstance(event, ops.RelationJoinedEvent):
+                    self.on.member_joined.emit(event.unit.name)
             elif (
                 isinstance(event, ops.RelationChangedEvent)
                 and view.leader
@@ -464,8 +687,12 @@ class Coordinator(ops.Object):
             s = self.standing(lock)
             if s.state is State.REVOKED:
                 rid = self._my_doc(view).record(lock).id
-                logger.warning("the leader revoked this unit's %s request %d (timeout)", lock, rid)
-                self._intents.append((lock, None))
+                logger.warning(
+                    "the leader revoked this unit's %s request %d (timeout or forced release)",
+                    lock,
+                    rid,
+                )
+                self._intents.append((lock, None, 0))
                 self.on.lock_revoked.emit(lock, rid, self.key)
             elif (
                 s.state is State.HOLDING
@@ -479,7 +706,7 @@ class Coordinator(ops.Object):
     def _leaving(self) -> None:
         """Rule 4: a departing unit gives up everything before it is gone."""
         for lock in self.specs:
-            self._intents.append((lock, None))
+            self._intents.append((lock, None, 0))
         self._stored.pending = {}
 
     def _on_pre_commit(self, _: ops.EventBase) -> None:
@@ -491,7 +718,7 @@ class Coordinator(ops.Object):
             if self._kept.get(lock) != rid:
                 rec = self._my_doc(view).record(lock)
                 if rec.pending and rec.id == rid:
-                    self._intents.append((lock, None))
+                    self._intents.append((lock, None, 0))
         doc = self._my_doc(view)
         doc = protocol.acknowledge(doc, view.app, self.unit_name)
         self._stored.pending = {}
@@ -516,7 +743,14 @@ class Coordinator(ops.Object):
             logger.warning(
                 "leadership last confirmed %.0fs ago; not writing the queue this hook", age
             )
+            if self._operator:
+                logger.error("an operator's pause/resume/force-release was NOT applied; retry")
             return view.app
+        fresh = [
+            lock
+            for lock in self.specs
+            if doc.record(lock).pending and doc.record(lock).id != view.doc.record(lock).id
+        ]
         app = _evidence.lead(
             view.app,
             None if view.doc_problem else doc,
@@ -524,9 +758,12 @@ class Coordinator(ops.Object):
             self.specs,
             full_scan=view.full_scan,
             wake_needed=not self._stored.self_app_events,
+            fresh=fresh,
         )
         if any(spec.timeout is not None for spec in self.specs.values()):
             app = self._revoke_overdue(view, app)
+        for change in self._operator:
+            app = change(app)
         raw = dump_app_doc(app)
         if raw != view.app_raw:
             view.relation.data[self.model.app][self.key] = raw
@@ -569,6 +806,24 @@ def _peer_relation_name(meta: ops.CharmMeta, wanted: str | None) -> tuple[str | 
     if not peers:
         return None, "metadata.yaml declares no peer relation; add one under 'peers:'"
     return peers[0], ""
+
+
+def _zone_from_env() -> str | None:
+    """This unit's availability zone, as Juju tells charms; None if unknown or unusable."""
+    zone = os.environ.get("JUJU_AVAILABILITY_ZONE") or None
+    if zone is None:
+        logger.info("no JUJU_AVAILABILITY_ZONE: zone-aware locks count this unit as zoneless")
+        return None
+    try:
+        return check_zone(zone)
+    except ValueError as e:
+        logger.warning("%s; zone-aware locks count this unit as zoneless", e)
+        return None
+
+
+def _unit_key(unit: str) -> tuple[str, int]:
+    app, _, number = unit.rpartition("/")
+    return (app, int(number)) if number.isdigit() else (unit, -1)
 
 
 def _ordinal(n: int) -> str:

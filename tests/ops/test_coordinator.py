@@ -7,6 +7,7 @@ written and the events emitted. Multi-unit behaviour is the simulator's job.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -260,8 +261,10 @@ def test_lock_status_action_reports_queue_and_holders() -> None:
     )
     ctx.run(ctx.on.action("lock-status"), testing.State(relations={rel}))
     assert ctx.action_results is not None
-    assert ctx.action_results["holders"] == unit(1)
-    assert '"holding": false' in ctx.action_results["queue"]
+    results = ctx.action_results
+    assert json.loads(results["holders"]) == [{"unit": unit(1), "since": None}]
+    assert [q["holding"] for q in json.loads(results["queue"])] == [True, False]
+    assert results["standing"] == "idle" and results["paused"] == "false"
 
 
 def test_missing_peer_relation_is_reported_not_raised() -> None:
