@@ -134,6 +134,7 @@ def lead(
     full_scan: bool,
     wake_needed: bool,
     fresh: Iterable[str] = (),
+    hold_own: Iterable[str] = (),
 ) -> AppDoc:
     """The leader's step at the end of a hook: queue, prune, ask for a wake.
 
@@ -160,6 +161,7 @@ def lead(
         peers=evidence.members(),
         wake_needed=wake_needed,
         fresh=fresh,
+        hold_own=hold_own,
     )
     if full_scan:
         pruned = protocol.prune(new, evidence, cheap=False)

@@ -175,7 +175,9 @@ class _View:
         "full_scan",
         "leader",
         "leader_checked_at",
+        "own_app_event",
         "relation",
+        "seen",
     )
 
     def __init__(self, relation: ops.Relation, evidence: BagEvidence, leader: bool) -> None:
@@ -190,6 +192,10 @@ class _View:
         self.doc_raw = ""
         self.doc_problem: str | None = None
         self.full_scan = False
+        self.own_app_event = False
+        """This hook is the leader's relation-changed for its own app-data write."""
+        self.seen: set[str] = set()
+        """Peers whose unit-level relation event this hook is about."""
 
 
 class Coordinator(ops.Object):
@@ -237,6 +243,8 @@ class Coordinator(ops.Object):
             written=0,
             since={},
             leader=False,
+            unqueued=[],
+            seen={},
         )
         self.relation_name, self.setup_problem = _peer_relation_name(charm.meta, relation_name)
         self._view: _View | None = None
@@ -669,16 +677,14 @@ class Coordinator(ops.Object):
         elif isinstance(event, ops.RelationEvent):
             if event.unit is not None:
                 ev.read(event.unit.name)
+                view.seen.add(event.unit.name)
                 if isinstance(event, ops.RelationJoinedEvent):
                     self.on.member_joined.emit(event.unit.name)
-            elif (
-                isinstance(event, ops.RelationChangedEvent)
-                and view.leader
-                and view.app.seq
-                and view.app.seq == self._stored.written
-            ):
-                # Juju told the leader about its own app write: no wake-ups needed.
-                self._stored.self_app_events = True
+            elif isinstance(event, ops.RelationChangedEvent) and view.leader:
+                view.own_app_event = True
+                if view.app.seq and view.app.seq == self._stored.written:
+                    # Juju told the leader about its own app write: no wake-ups needed.
+                    self._stored.self_app_events = True
         else:
             view.full_scan = True
         if view.app_problem:
@@ -751,6 +757,11 @@ class Coordinator(ops.Object):
             for lock in self.specs
             if doc.record(lock).pending and doc.record(lock).id != view.doc.record(lock).id
         ]
+        windowed = [lock for lock, spec in self.specs.items() if spec.order != "fifo"]
+        members = set(view.evidence.members())
+        for unit in self._stored.unqueued if windowed else ():
+            if unit in members:  # requests left unqueued last time: a place may be open
+                view.evidence.read(str(unit))
         app = _evidence.lead(
             view.app,
             None if view.doc_problem else doc,
@@ -759,16 +770,53 @@ class Coordinator(ops.Object):
             full_scan=view.full_scan,
             wake_needed=not self._stored.self_app_events,
             fresh=fresh,
+            hold_own=self._hold_own(view, doc, windowed, members),
         )
         if any(spec.timeout is not None for spec in self.specs.values()):
             app = self._revoke_overdue(view, app)
         for change in self._operator:
             app = change(app)
+        self._stored.unqueued = sorted(
+            {
+                unit
+                for unit, d in view.evidence.docs.items()
+                for lock in windowed
+                if unit != self.unit_name
+                and d.record(lock).pending
+                and all(e.unit != unit or e.id < d.record(lock).id for e in app.queue(lock))
+                and app.revoked_id(lock, unit) < d.record(lock).id
+            }
+        )
         raw = dump_app_doc(app)
         if raw != view.app_raw:
             view.relation.data[self.model.app][self.key] = raw
             self._stored.written = app.seq
         return app
+
+    def _hold_own(
+        self, view: _View, doc: UnitDoc, windowed: list[str], members: set[str]
+    ) -> set[str]:
+        """Locks for which the leader must not queue its own request in this hook.
+
+        Under ``leader-last`` the leader goes last among the requests it has seen, and
+        it sees a peer's request only in that peer's relation-changed (bags are cached
+        until then). So it waits until it has run one for every peer since its own
+        request, or a full scan (update-status) has come.
+        """
+        hold = set(windowed) if view.own_app_event else set()
+        stored: Mapping[str, Any] = self._stored.seen
+        seen: dict[str, list[Any]] = {}
+        for lock in windowed:
+            rec = doc.record(lock)
+            if self.specs[lock].order != "leader-last" or not rec.pending:
+                continue
+            rid, units = stored.get(lock, [rec.id, []])
+            known = (set(units) if rid == rec.id else set()) | view.seen
+            if not (view.full_scan or members <= known):
+                hold.add(lock)
+            seen[lock] = [rec.id, sorted(known & members)]
+        self._stored.seen = seen
+        return hold
 
     def _revoke_overdue(self, view: _View, app: AppDoc) -> AppDoc:
         """Grant timeouts, timed by this leader's clock alone (a new leader starts anew)."""

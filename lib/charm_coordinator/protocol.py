@@ -446,6 +446,7 @@ def sequence(
     peers: Sequence[str] = (),
     wake_needed: bool = True,
     fresh: Iterable[str] = (),
+    hold_own: Iterable[str] = (),
 ) -> AppDoc:
     """The leader's step: queue new requests, prune when writing anyway, ask for a wake.
 
@@ -465,6 +466,9 @@ def sequence(
     Juju is known to tell the leader about its own app-data writes). ``fresh`` names
     the locks for which the leader's own request is new in this hook: under
     ``leader-last`` it waits one round, for the peers' requests made at the same time.
+    ``hold_own`` names locks for which the leader must not queue itself in this hook
+    without asking for a wake (a hook that only reports the leader's own write, where
+    every peer's bag is as stale as before).
     """
     wanted: dict[str, list[tuple[str, LockRecord]]] = {}
     for unit in sorted(candidates):
@@ -482,6 +486,7 @@ def sequence(
             wanted.setdefault(lock, []).append((unit, rec))
     others = sorted(p for p in peers if p != me)
     fresh = frozenset(fresh)
+    hold_own = frozenset(hold_own)
     queues = dict(app.queues)
     seq = app.seq
     appended: list[tuple[str, Entry]] = []
@@ -499,18 +504,12 @@ def sequence(
             mine = [r for r in reqs if r[0] == me] if others else []
             theirs = [r for r in reqs if r not in mine]
             chosen = _admit(queue, theirs, lock, spec, evidence, candidates)
+            alone = not theirs and all(e.unit == me for e in live_entries(queue, lock, evidence))
             if mine and lock in fresh:
-                live = live_entries(queue, lock, evidence, cheap=True)
-                lonely_deferral |= not theirs and all(e.unit == me for e in live)
-            elif mine and len(chosen) == len(theirs):
-                chosen += _admit(
-                    queue + _entries(chosen, 0, spec, candidates),
-                    mine,
-                    lock,
-                    spec,
-                    evidence,
-                    candidates,
-                )
+                lonely_deferral |= alone
+            elif mine and alone and lock not in hold_own:
+                # Last means after every request it has seen: none queued, none waiting.
+                chosen = _admit(queue, mine, lock, spec, evidence, candidates)
         for entry in _entries(chosen, seq, spec, candidates):
             queue.append(entry)
             appended.append((lock, entry))

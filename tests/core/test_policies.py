@@ -71,15 +71,19 @@ def test_priority_with_a_limit_queues_every_holder_plus_one() -> None:
     assert holders(app, spec, cands) == ["app/4", "app/3"]
 
 
-def test_leader_last_queues_the_leader_after_everyone_else() -> None:
+def test_leader_last_queues_the_leader_once_nobody_else_is_queued_or_waiting() -> None:
     spec = p.LockSpec(LOCK, order="leader-last")
     cands = docs(0, 1, 2)
     app = lead(AppDoc(), cands, spec)
     assert queued(app) == ["app/1", "app/2"]
     cands = released(cands, "app/1")
+    assert queued(lead(app, cands, spec)) == ["app/1", "app/2"]  # app/2 still to go
+    cands = released(cands, "app/2")
     app = lead(app, cands, spec)
-    assert queued(app) == ["app/2", "app/0"]  # on deck: the hand-off needs no leader hook
-    assert holders(app, spec, cands) == ["app/2"]
+    assert queued(app) == [LEADER]  # the dead entries are pruned with the append
+    assert holders(app, spec, cands) == [LEADER]
+    # not in a hook that only reports the leader's own write (peers' bags are stale)
+    assert queued(lead(AppDoc(), docs(0), spec, hold_own=[LOCK])) == []
 
 
 def test_leader_last_holds_back_a_fresh_request_for_a_round_and_asks_for_a_wake() -> None:
