@@ -102,19 +102,20 @@ def main() -> None:
             share = moved(items, before, after)
             print(f"  {label:38} {share:7.2%} {ideal:8.2%} {share / ideal:10.3f}")
 
-    rng = random.Random(0)
-    ratios = []
-    for trial in range(args.trials):
-        n = rng.randint(2, 16)
-        names = units(n + 1, app=f"app{trial}")
-        ratios.append(moved(items, names[:-1], names) * (n + 1))
-    ratios.sort()
-    p99 = ratios[min(len(ratios) - 1, int(0.99 * len(ratios)))]
-    print(
-        f"  {args.trials} random joins (2..16 units): moved/ideal mean "
-        f"{statistics.mean(ratios):.3f}, sd {statistics.pstdev(ratios):.3f}, "
-        f"p99 {p99:.3f}, max {ratios[-1]:.3f}"
-    )
+    if args.trials > 0:
+        rng = random.Random(0)
+        ratios = []
+        for trial in range(args.trials):
+            n = rng.randint(2, 16)
+            names = units(n + 1, app=f"app{trial}")
+            ratios.append(moved(items, names[:-1], names) * (n + 1))
+        ratios.sort()
+        p99 = ratios[min(len(ratios) - 1, int(0.99 * len(ratios)))]
+        print(
+            f"  {args.trials} random joins (2..16 units): moved/ideal mean "
+            f"{statistics.mean(ratios):.3f}, sd {statistics.pstdev(ratios):.3f}, "
+            f"p99 {p99:.3f}, max {ratios[-1]:.3f}"
+        )
 
     print()
     print("balance: primary items per unit         max/mean  min/mean")

@@ -250,23 +250,18 @@ def assign(
     kept = keep or {}
     out = {}
     for item, key, t in zip(items, keys, tops):  # noqa: B905 - equal lengths
-        at = bisect_left(values, key, low[t], high[t])
-        found = _walk(owners, at, want, index.get(kept.get(item, ""), -1))
-        out[item] = tuple(names[i] for i in found)
+        # The kept member if eligible, then distinct owners clockwise: the walk. Inline,
+        # because a function call per item costs a quarter of the time here.
+        first = index.get(kept.get(item, ""), -1)
+        found = [first] if first >= 0 else []
+        at = bisect_left(values, key, low[t], high[t]) - size  # negative: wraps for free
+        while len(found) < want:
+            owner = owners[at]
+            if owner not in found:
+                found.append(owner)
+            at = at + 1 if at < -1 else -size
+        out[item] = tuple([names[i] for i in found])
     return out
-
-
-def _walk(owners: list[int], at: int, want: int, first: int) -> list[int]:
-    """``first`` (unless -1), then distinct owners clockwise from point ``at``: ``want``."""
-    found = [first] if first >= 0 else []
-    size = len(owners)
-    at -= size  # negative indexes wrap around the ring for free
-    while len(found) < want:
-        owner = owners[at]
-        if owner not in found:
-            found.append(owner)
-        at = at + 1 if at + 1 < 0 else -size
-    return found
 
 
 def owned(
