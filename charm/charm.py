@@ -63,7 +63,8 @@ class CoordinatedAppCharm(ops.CharmBase):
 
     def __init__(self, framework: ops.Framework) -> None:
         super().__init__(framework)
-        self._stored.set_default(applied_token="")
+        self._stored.set_default(applied_token="", restart_left=0)
+        self._granted_now = False
         self.lock, self.config_problem = restart_lock(self.config)
         self.priority, problem = unit_priority(self.config, self.unit.name)
         self.config_problem = self.config_problem or problem
@@ -76,6 +77,11 @@ class CoordinatedAppCharm(ops.CharmBase):
         framework.observe(self.on.pause_action, self._on_pause)
         framework.observe(self.on.resume_action, self._on_resume)
         framework.observe(self.on.collect_unit_status, self._on_collect_status)
+        progress = [self.on.update_status, self.on.config_changed]
+        if "cluster" in self.meta.peers:
+            progress.append(self.on["cluster"].relation_changed)
+        for slow_restart_goes_on in progress:
+            framework.observe(slow_restart_goes_on, self._on_restart_progress)
 
     def _wanted_token(self) -> str:
         return str(self.config.get("restart-token", ""))
@@ -86,7 +92,7 @@ class CoordinatedAppCharm(ops.CharmBase):
             return
         if self._wanted_token() != self._stored.applied_token:
             if not self.coordinator.requested(RESTART):
-                journal(self.unit.name, "request", lock=RESTART)
+                journal(self.unit.name, "request", lock=RESTART, priority=self.priority)
             self.coordinator.acquire(RESTART, priority=self.priority)
 
     def _on_lock_granted(self, event: LockGrantedEvent) -> None:
@@ -104,6 +110,25 @@ class CoordinatedAppCharm(ops.CharmBase):
             per_zone=self.lock.per_zone or 0,
             zone=zone,
         )
+        hooks = int(self.config.get("restart-hooks", 1))
+        if hooks > 1:
+            event.keep()  # a slow restart: hold the lock across hooks
+            self._stored.restart_left = hooks - 1
+            self._granted_now = True
+            return
+        self._finish_restart(token)
+
+    def _on_restart_progress(self, _: ops.EventBase) -> None:
+        if self._granted_now or self._stored.restart_left <= 0:
+            return
+        if not self.coordinator.granted(RESTART):
+            return  # revoked meanwhile: _on_lock_revoked ended it
+        self._stored.restart_left -= 1
+        if self._stored.restart_left == 0:
+            self._finish_restart(self._wanted_token())
+            self.coordinator.release(RESTART)
+
+    def _finish_restart(self, token: str) -> None:
         workload = pathlib.Path(self.charm_dir, ".workload")
         workload.write_text(json.dumps({"token": token, "restarted_at": time.time()}))
         journal(self.unit.name, "end", op="restart", lock=RESTART)
@@ -113,6 +138,9 @@ class CoordinatedAppCharm(ops.CharmBase):
     def _on_lock_revoked(self, event: LockRevokedEvent) -> None:
         # A revoked unit never restarts on that request; a later token asks anew.
         journal(self.unit.name, "revoked", lock=event.lock)
+        if self._stored.restart_left > 0:  # a slow restart was cut short: stop it
+            self._stored.restart_left = 0
+            journal(self.unit.name, "end", op="restart", lock=RESTART, aborted=True)
 
     def _on_lock_status(self, event: ops.ActionEvent) -> None:
         c = self.coordinator

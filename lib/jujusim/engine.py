@@ -35,6 +35,7 @@ __all__ = ["HookRecord", "ParallelOrderError", "SimConfig", "Simulator"]
 _DISPATCH, _COMMIT, _RETRY, _TICK, _FAULT, _ELECT = range(6)
 _EXEC = 17
 _UPGRADE = 16
+_CALL = 18
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +132,7 @@ class Simulator:
         self.upgrade_target: str | None = None
         """The new charm directory for upgrade scenarios (CLI ``--upgrade-to``)."""
         self._scheduled_upgrades: dict[str, str] = {}
+        self._calls: dict[str, Callable[[], None]] = {}
         self.clock_skew: dict[str, float] = {}
         """Seconds each unit's machine clock is off (the process runtime applies it)."""
         self.execs = 0
@@ -253,6 +255,17 @@ class Simulator:
         self.upgraded.append(unit)
         self._progress += 1
         self._wake(unit)
+
+    def call_at(self, at: float, fn: Callable[[], None]) -> None:
+        """Call ``fn`` at logical time ``at``, once every running hook has finished.
+
+        For scenarios: an operator's command at a given moment (``juju run`` an action,
+        ``juju config``). The run is busy until then.
+        """
+        self._seq += 1
+        key = f"call-{self._seq}"
+        self._calls[key] = fn
+        self._push(max(at, self.now), _CALL, key)
 
     def schedule_upgrade(self, unit: str, charm_dir: str, at: float) -> None:
         """Call :meth:`upgrade_unit` at logical time ``at`` (the run is busy until then)."""
@@ -899,6 +912,9 @@ class Simulator:
             self._elect()
         elif kind == _EXEC:
             self._exec(unit)
+        elif kind == _CALL:
+            self._progress += 1
+            self._calls.pop(unit)()
         elif kind == _UPGRADE:
             target = self._scheduled_upgrades.pop(unit, None)
             if target is not None and unit in self.agents:

@@ -17,7 +17,7 @@ from typing import Any
 __all__ = ["EVENTS", "JOURNAL_ENV", "JournalReader", "JournalRecord"]
 
 JOURNAL_ENV = "JUJUSIM_JOURNAL"
-EVENTS = ("begin", "end", "request", "granted", "release")
+EVENTS = ("begin", "end", "request", "granted", "release", "revoked")
 
 
 @dataclasses.dataclass(frozen=True)
