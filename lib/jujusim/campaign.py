@@ -6,9 +6,10 @@ any failing one replays exactly with ``run --seed S --units N --faults SPEC
 (``workers``); each returns a small summary, never its records.
 
 When the charm has the campaign options (``restart-limit``, ``shared-limit``,
-``shared-units``, ``clock-skew``; see ``tests/charms/campaign``), each schedule also
-draws its lock rule from its seed: limit 1 to 3, exclusive and shared mixed, and a
-per-unit clock skew of up to an hour.
+``shared-units``, ``clock-skew``, ``restart-order``, ``per-zone``; see
+``tests/charms/campaign``), each schedule also draws its lock rule from its seed: limit
+1 to 3, exclusive and shared mixed, a per-unit clock skew of up to an hour, an ordering
+policy (fifo, priority, leader-last), and zone-aware holding over 1 to 3 zones.
 """
 
 from __future__ import annotations
@@ -50,10 +51,13 @@ class Schedule:
     units: int
     config: tuple[tuple[str, Any], ...] = ()
     """Charm config overrides (``--config KEY=VALUE``), sorted by key."""
+    zones: int = 1
+    """Availability zones the units are spread over (``--zones``)."""
 
     def config_args(self) -> str:
-        """The ``--config`` options of the replay command."""
-        return "".join(f" --config {shlex.quote(f'{k}={v}')}" for k, v in self.config)
+        """The ``--config`` (and ``--zones``) options of the replay command."""
+        zones = f" --zones {self.zones}" if self.zones != 1 else ""
+        return zones + "".join(f" --config {shlex.quote(f'{k}={v}')}" for k, v in self.config)
 
     def rule(self) -> str:
         """A short label of the lock rule, for the figures (``limit 2, odd shared``)."""
@@ -65,6 +69,10 @@ class Schedule:
         if shared != "none":
             sl = cfg.get("shared-limit", 0)
             text += f", {shared} shared" + (f" (max {sl})" if sl else "")
+        if cfg.get("restart-order", "fifo") != "fifo":
+            text += f", {cfg['restart-order']}"
+        if cfg.get("per-zone", 0):
+            text += f", {cfg['per-zone']} per zone"
         return text
 
 
@@ -202,6 +210,10 @@ def _draw_config(rng: random.Random, options: Mapping[str, Any]) -> tuple[tuple[
         out["shared-limit"] = rng.choice((0, 1, 2))
     if "clock-skew" in options:
         out["clock-skew"] = rng.choice((0, 0, 30, 3600))
+    if "restart-order" in options:
+        out["restart-order"] = rng.choice(("fifo", "fifo", "priority", "leader-last"))
+    if "per-zone" in options:
+        out["per-zone"] = rng.choice((0, 0, 1, 2))
     return tuple(sorted(out.items()))
 
 
@@ -222,7 +234,8 @@ def schedule_plan(
         run_seed = rng.randrange(2**31)
         n = _draw_units(rng, units, unit_weights)
         config = _draw_config(rng, options or {})
-        plan.append(Schedule(i, run_seed, n, config))
+        zones = rng.randint(1, 3) if dict(config).get("per-zone") else 1
+        plan.append(Schedule(i, run_seed, n, config, zones))
     return plan
 
 
@@ -258,7 +271,7 @@ def run_schedule(
             runtime=runtime,
             seed=schedule.seed,
             faults=spec,
-            config=config,
+            config=dataclasses.replace(config or SimConfig(), zones=schedule.zones),
             charm_config=dict(schedule.config),
         )
     except Exception as e:  # a crash is a finding too: report it with its seed

@@ -28,6 +28,12 @@ def test_plan_is_seeded_and_draws_lock_rules_for_the_campaign_charm():
     counts = [s.units for s in a]
     assert min(counts) == 2 and counts.count(2) > counts.count(6) > 0
     assert schedule_plan(7, 3, (2, 5))[0].config == ()  # no options, no rule
+    # every ordering policy, zone-aware holding, and zones to be aware of
+    assert {dict(s.config)["restart-order"] for s in a} == {"fifo", "priority", "leader-last"}
+    assert {dict(s.config)["per-zone"] for s in a} == {0, 1, 2}
+    assert {s.zones for s in a if dict(s.config)["per-zone"]} == {1, 2, 3}
+    zoned = next(s for s in a if s.zones > 1)
+    assert f"--zones {zoned.zones} " in zoned.config_args() + " "
 
 
 def test_campaign_fault_spec_round_trips():

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """jujusim's campaign workload: a rolling restart whose lock rule is set by config.
 
-``restart-limit`` and ``shared-limit`` make the lock, ``shared-units`` says which units
-ask for a shared hold, ``clock-skew`` offsets each unit's clock (the library must not
-care). Every journal line carries ``lock``, ``limit``, ``mode`` (and ``shared_limit``)
-so the invariant checker knows the rule each operation ran under.
+``restart-limit``, ``shared-limit``, ``restart-order`` and ``per-zone`` make the lock,
+``shared-units`` says which units ask for a shared hold, ``clock-skew`` offsets each
+unit's clock (the library must not care); priorities come from unit names. Every
+journal line carries ``lock``, ``limit``, ``mode`` (and ``shared_limit``, ``per_zone``,
+``zone``) so the invariant checker knows the rule each operation ran under.
 """
 
 from __future__ import annotations
@@ -59,11 +60,16 @@ class CampaignCharm(ops.CharmBase):
             else "exclusive"
         )
         offset = _skew(self.unit.name, float(self.config.get("clock-skew", 0.0)))
-        self.coordinator = Coordinator(
-            self,
-            [LockSpec(RESTART, limit=self.limit, shared_limit=self.shared_limit)],
-            clock=lambda: time.time() + offset,
+        self.per_zone = max(0, int(self.config.get("per-zone", 0)))
+        spec = LockSpec(
+            RESTART,
+            limit=self.limit,
+            shared_limit=self.shared_limit,
+            order=str(self.config.get("restart-order", "fifo")),
+            per_zone=self.per_zone or None,
         )
+        self.priority = int(hashlib.sha256(self.unit.name.encode()).hexdigest()[:4], 16) % 10
+        self.coordinator = Coordinator(self, [spec], clock=lambda: time.time() + offset)
         framework.observe(self.on.config_changed, self._on_config_changed)
         framework.observe(self.coordinator.on.lock_granted, self._on_lock_granted)
         framework.observe(self.on.collect_unit_status, self._on_collect_status)
@@ -79,6 +85,8 @@ class CampaignCharm(ops.CharmBase):
             "limit": self.limit,
             "mode": self.mode,
             "shared_limit": self.shared_limit or 0,
+            "per_zone": self.per_zone,
+            "zone": os.environ.get("JUJU_AVAILABILITY_ZONE", ""),
             **fields,
         }
         with open(path, "a", encoding="utf-8") as f:
@@ -91,7 +99,9 @@ class CampaignCharm(ops.CharmBase):
         if self._wanted() != self._stored.applied_token:
             if not self.coordinator.requested(RESTART):
                 self._journal("request")
-            self.coordinator.acquire(RESTART, shared=self.mode == "shared")
+            self.coordinator.acquire(
+                RESTART, shared=self.mode == "shared", priority=self.priority
+            )
 
     def _on_lock_granted(self, event: LockGrantedEvent) -> None:
         if event.lock != RESTART:
