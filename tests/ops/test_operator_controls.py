@@ -184,3 +184,19 @@ def test_leadership_gained_then_lost_once_each() -> None:
         ctx.on.update_status(), testing.State(leader=False, stored_states=out.stored_states)
     )
     assert [e.handle.kind for e in emitted(ctx, "LeadershipEvent")] == ["leadership_lost"]
+
+
+def test_partition_splits_items_over_the_members_this_unit_sees() -> None:
+    from charm_coordinator.hashring import assign
+
+    items = [f"node-{i}" for i in range(60)]
+    owned: dict[int, list[str]] = {}
+    for me in (0, 1, 2):
+        ctx = context(me)
+        rel = testing.PeerRelation("cluster", peers_data={i: {} for i in (0, 1, 2) if i != me})
+        with ctx(ctx.on.update_status(), testing.State(relations={rel})) as mgr:
+            owned[me] = mgr.charm.coordinator.partition(items)
+    assert sorted(sum(owned.values(), [])) == sorted(items)  # each item exactly once
+    expected = assign(items, [unit(0), unit(1), unit(2)])
+    assert owned[1] == [i for i in items if expected[i] == (unit(1),)]
+    assert all(owned.values())
