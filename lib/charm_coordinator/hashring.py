@@ -9,15 +9,15 @@ Why a ring with virtual nodes, not rendezvous (HRW) hashing
 Rendezvous hashing gives every unit exactly its ideal expected share, so a join or a
 leave moves the ideal share on average with no spread but the items' own, but it
 scores every (item, unit) pair: 10,000 items over 100 units is a million hashes, half
-a second of pure Python, against a budget of 50 ms. A ring costs one sort of the units'
-points and one bisect per item: 20 to 30 ms of CPU here for a fresh membership of 100
-units and 10,000 items. Its flaw is that a unit's share of the ring is random around
-the ideal, with a relative spread of about ``1/sqrt(points)``: 5 % at :data:`POINTS` =
-400 points per unit of weight. So a join moves the ideal share on average, and rarely
-more than 1.2 times it (over 100 random joins of 10,000 items: standard deviation
-0.06 of the ideal, largest 1.13); a leave moves exactly the leaver's items, its share
-within the same spread. ``benchmarks/partition_cost.py`` measures all this; more
-points would be fairer, and slower to build.
+a second to a second of pure Python here, against a budget of 50 ms. A ring costs one
+sort of the units' points and one bisect per item: 20 to 35 ms of CPU here for a fresh
+membership of 100 units and 10,000 items. Its flaw is that a unit's share of the ring
+is random around the ideal, with a relative spread of about ``1/sqrt(points)``: 5 % at
+:data:`POINTS` = 400 points per unit of weight. So a join moves the ideal share on
+average, and rarely more than 1.2 times it (over 100 random joins of 10,000 items:
+standard deviation 0.06 of the ideal, largest 1.13); a leave moves exactly the
+leaver's items, its share within the same spread. ``benchmarks/partition_cost.py``
+measures all this; more points would be fairer, and slower to build.
 
 How items move
 --------------
