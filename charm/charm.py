@@ -37,9 +37,15 @@ def restart_lock(config: ops.ConfigData) -> tuple[LockSpec, str]:
         limit = int(config.get("restart-concurrency", 1))
         per_zone = int(config.get("restart-per-zone", 0))
         order = str(config.get("restart-order", "fifo"))
+        timeout = float(config.get("restart-timeout", 0))
         if per_zone < 0:
             raise ValueError(f"restart-per-zone must be 0 or more (got {per_zone})")
-        return LockSpec(RESTART, limit=limit, order=order, per_zone=per_zone or None), ""
+        if timeout < 0:
+            raise ValueError(f"restart-timeout must be 0 (off) or more (got {timeout:g})")
+        spec = LockSpec(
+            RESTART, limit=limit, order=order, per_zone=per_zone or None, timeout=timeout or None
+        )
+        return spec, ""
     except ValueError as e:
         return LockSpec(RESTART), f"bad config: {e}".replace("lock 'restart': ", "")
 

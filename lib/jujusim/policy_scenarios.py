@@ -19,7 +19,7 @@ from jujusim.engine import HookRecord, Simulator
 from jujusim.model import unit_number
 from jujusim.scenarios import Scenario, register
 
-__all__ = ["PAUSE_S", "STUCK_S", "ZONES"]
+__all__ = ["FORCE_AFTER_S", "PAUSE_S", "STUCK_S", "TIMEOUT_S", "ZONES"]
 
 ZONES = 3
 """Zones the ``zone-restart`` scenario spreads units over when ``--zones`` is left at 1."""
@@ -29,6 +29,8 @@ STUCK_S = 900.0
 """How long (logical s) the stuck holder's charm stays broken in ``stuck-holder``."""
 FORCE_AFTER_S = 60.0
 """How long (logical s) after the holder gets stuck the operator force-releases it."""
+TIMEOUT_S = 120.0
+"""The grant timeout (``restart-timeout``) of ``stuck-holder-timeout``."""
 
 
 def _restart(sim: Simulator, **options: Any) -> list[str]:
@@ -108,8 +110,9 @@ class _StuckHolder:
     an operator force-releases it.
     """
 
-    def __init__(self, sim: Simulator) -> None:
+    def __init__(self, sim: Simulator, *, force: bool = True) -> None:
         self.sim = sim
+        self.force = force
         self.inner = sim.runtime
         self.name = self.inner.name
         self.unit: str | None = None
@@ -123,7 +126,8 @@ class _StuckHolder:
         outcome = self.inner.run(invocation, ctx)
         if self.unit is None and invocation.unit != sim.model.leader and self._began(invocation):
             self.unit, self.since = invocation.unit, sim.now
-            sim.call_at(sim.now + FORCE_AFTER_S, lambda: self._force_release())
+            if self.force:
+                sim.call_at(sim.now + FORCE_AFTER_S, lambda: self._force_release())
             return HookOutcome(exit_code=1, tool_calls=outcome.tool_calls, stderr="crashed\n")
         return outcome
 
@@ -157,6 +161,11 @@ class _StuckHolder:
 def _stuck_holder(sim: Simulator) -> list[str]:
     sim.runtime = _StuckHolder(sim)
     return _restart(sim)
+
+
+def _stuck_holder_timeout(sim: Simulator) -> list[str]:
+    sim.runtime = _StuckHolder(sim, force=False)
+    return _restart(sim, **{"restart-timeout": TIMEOUT_S})
 
 
 register(
@@ -199,5 +208,15 @@ register(
         f"and stays broken for {STUCK_S:.0f} s, holding the lock; {FORCE_AFTER_S:.0f} s "
         "later the operator runs force-release on the leader and the others go on",
         _stuck_holder,
+    )
+)
+register(
+    Scenario(
+        "stuck-holder-timeout",
+        "stuck-holder without an operator: restart-timeout is "
+        f"{TIMEOUT_S:.0f} s, so the leader revokes the stuck holder in its first hook "
+        "after that (at worst its update-status); needs the process runtime, whose "
+        "clocks follow logical time",
+        _stuck_holder_timeout,
     )
 )

@@ -12,7 +12,7 @@ import json
 import pytest
 from simkit import ROOT
 
-from jujusim.policy_scenarios import FORCE_AFTER_S, PAUSE_S
+from jujusim.policy_scenarios import FORCE_AFTER_S, PAUSE_S, TIMEOUT_S
 from jujusim.runner import RunResult, run_scenario
 
 
@@ -129,3 +129,21 @@ def test_stuck_holder_is_force_released_fenced_and_the_others_go_on() -> None:
     # ...then everyone else did, and the stuck unit never restarted on its revoked grant.
     assert len({u for s, u in others if s > forced.end}) >= 1
     assert [s for s, line in lines(res, "begin") if line.unit == stuck and s > stuck_began] == []  # type: ignore[attr-defined]
+
+
+def test_stuck_holder_timeout_revokes_within_the_timeout_and_an_update_status() -> None:
+    """Real processes: the process runtime's clocks follow logical time, so the
+    leader's timer runs as it would in a model."""
+    res = run_scenario(
+        str(ROOT), units=3, scenario="stuck-holder-timeout", runtime="process", seed=0
+    )
+    assert res.verdict.violations == () and res.verdict.completed
+    (revoked,) = lines(res, "revoked")
+    stuck = revoked[1].unit  # type: ignore[attr-defined]
+    began = [(s, line.unit) for s, line in lines(res, "begin")]  # type: ignore[attr-defined]
+    stuck_began = min(s for s, u in began if u == stuck)
+    nxt = min(s for s, u in began if u != stuck and s > stuck_began)
+    # the wait after the holder froze: the timeout, then the leader's next hook (at
+    # worst its update-status, every 300 s), then a round
+    assert TIMEOUT_S <= nxt - stuck_began <= TIMEOUT_S + 300 + 30
+    assert [s for s, u in began if u == stuck and s > stuck_began] == []
