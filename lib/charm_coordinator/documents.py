@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -388,21 +388,22 @@ def _lock_name(name: object) -> str:
     return name
 
 
-def _unit_name(name: object, where: str) -> str:
-    if not isinstance(name, str) or not _UNIT_NAME.fullmatch(name):
-        raise _Bad(f"{where} is not a unit name")
-    return name
+def _name(pattern: re.Pattern[str], what: str) -> Callable[[object, str], str]:
+    def check(name: object, where: str) -> str:
+        if not isinstance(name, str) or not pattern.fullmatch(name):
+            raise _Bad(f"{where} is not a {what}")
+        return name
+
+    return check
+
+
+_unit_name = _name(_UNIT_NAME, "unit name")
+_zone = _name(_ZONE, "zone name")
 
 
 def _priority(value: object, where: str) -> int:
     if type(value) is not int or not 0 <= value <= MAX_PRIORITY:
         raise _Bad(f"{where} is not a whole number from 0 to {MAX_PRIORITY}")
-    return value
-
-
-def _zone(value: object, where: str) -> str:
-    if not isinstance(value, str) or not _ZONE.fullmatch(value):
-        raise _Bad(f"{where} is not a zone name")
     return value
 
 

@@ -256,6 +256,21 @@ class Simulator:
         self._progress += 1
         self._wake(unit)
 
+    def watch(self, fn: Callable[[HookRecord], None]) -> None:
+        """Call ``fn`` after every hook commits, after whatever already watched.
+
+        For scenarios that act at the moment they describe ("when the first restart
+        ends"); ``fn`` may call the model operations.
+        """
+        previous = self._on_hook
+
+        def both(rec: HookRecord) -> None:
+            if previous is not None:
+                previous(rec)
+            fn(rec)
+
+        self._on_hook = both
+
     def call_at(self, at: float, fn: Callable[[], None]) -> None:
         """Call ``fn`` at logical time ``at``, once every running hook has finished.
 

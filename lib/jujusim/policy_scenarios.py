@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from typing import Any
 
 from jujusim.context import HookContext, HookInvocation, HookOutcome
@@ -37,17 +36,6 @@ def _restart(sim: Simulator, **options: Any) -> list[str]:
     token = f"jujusim-{sim.rng.randrange(16**8):08x}"
     sim.set_config({"restart-token": token, **options}, depth=0)
     return list(sim.model.alive)
-
-
-def _after_each_hook(sim: Simulator, fn: Callable[[HookRecord], None]) -> None:
-    previous = sim._on_hook
-
-    def both(rec: HookRecord) -> None:
-        if previous is not None:
-            previous(rec)
-        fn(rec)
-
-    sim._on_hook = both
 
 
 def _zone_restart(sim: Simulator) -> list[str]:
@@ -93,7 +81,7 @@ def _pause_resume(sim: Simulator) -> list[str]:
         sim.run_action(leader, "pause")
         sim.call_at(sim.now + PAUSE_S, lambda: _on_leader(sim, "resume"))
 
-    _after_each_hook(sim, watch)
+    sim.watch(watch)
     return required
 
 
