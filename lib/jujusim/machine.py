@@ -21,15 +21,21 @@ when ``JUJUSIM_MACHINE_ROOT`` is set:
    as a bind mount would show them. Nothing else is remapped (``/usr/bin/python3`` is the
    host's, as on a Juju machine).
 2. **Clock.** ``time.time``/``time_ns`` and ``datetime.now/utcnow/today`` follow the
-   simulator's *logical* time (``JUJUSIM_NOW``: the hook's logical start, on an epoch of
-   2026-01-01T00:00:00Z) plus the wall time elapsed since the hook started, plus the
-   unit's skew ``JUJUSIM_CLOCK_SKEW`` (seconds, may be negative). Timestamps therefore
-   differ between hooks by what the model says, not by how fast the simulator runs.
-   ``time.monotonic``/``perf_counter`` are left alone.
-3. **Background sleeps are logical.** In a process outside any hook (no
-   ``JUJU_CONTEXT_ID``, e.g. rollingops' worker), ``time.sleep(s)`` returns at once and
-   advances that process's clock by ``s``; a ``juju-exec`` it then runs carries the
-   elapsed logical time, and the simulator queues the run at ``hook start + elapsed``.
+   simulator's *logical* time: ``JUJUSIM_NOW`` (the hook's logical start, on an epoch of
+   2026-01-01T00:00:00Z) plus the unit's skew ``JUJUSIM_CLOCK_SKEW`` (seconds, may be
+   negative), plus the logical time the process has slept, plus 1 us per reading (so
+   that successive readings increase). Wall time never enters it: timestamps differ
+   between hooks by what the model says, not by how fast the simulator runs or how
+   loaded the machine is, and a run is the same in the ``process`` and ``fork``
+   runtimes. ``time.monotonic``/``perf_counter`` are left alone.
+3. **Sleeps are logical.** ``time.sleep(s)`` advances the process's clock by ``s``. In a
+   hook it also sleeps for real (a hook waiting for something outside keeps waiting); in
+   a process outside any hook (no ``JUJU_CONTEXT_ID``, e.g. rollingops' worker) it
+   returns at once. A ``juju-exec`` such a process runs carries the logical time it
+   slept, and the simulator queues the run at ``hook start + slept``.
+
+``sitecustomize`` keeps ``jujusim_reset()``, which re-reads the clock's variables: the
+fork runtime's children call it once their environment is the hook's.
 
 Faithful enough for Python charms; a charm in another language would need Debian's
 ``faketime`` (LD_PRELOAD) for the clock and the files at their real paths.
@@ -53,51 +59,67 @@ import os as _os
 def _jujusim_machine():
     root = _os.environ.get("JUJUSIM_MACHINE_ROOT")
     if not root:
-        return
+        return None
     import datetime as _dt
     import glob as _glob
     import subprocess as _sp
     import time as _time
 
     real_time, real_sleep = _time.time, _time.sleep
-    state = {"slept": 0.0}
-    try:
-        now = float(_os.environ["JUJUSIM_NOW"])
-        wall0 = float(_os.environ["JUJUSIM_WALL_AT_START"])
-        skew = float(_os.environ.get("JUJUSIM_CLOCK_SKEW") or 0.0)
-    except (KeyError, ValueError):
-        now = None
-    if now is not None:
-        base = %(epoch)r + now + skew - wall0
+    # base: None (real time), or logical start + skew in epoch seconds. The clock then
+    # advances by the logical time slept and by 1 us per reading, never by wall time.
+    state = {"slept": 0.0, "base": None, "background": False, "ticks": 0}
 
-        def fake_time():
-            return real_time() + base + state["slept"]
+    def reset():
+        # Read the hook's clock from the environment; at start-up, and again in a child
+        # forked by the fork runtime's server (jujusim/forkserver.py) once its environment
+        # is the hook's.
+        state["slept"], state["ticks"] = 0.0, 0
+        try:
+            now = float(_os.environ["JUJUSIM_NOW"])
+            skew = float(_os.environ.get("JUJUSIM_CLOCK_SKEW") or 0.0)
+        except (KeyError, ValueError):
+            state["base"] = None
+        else:
+            state["base"] = %(epoch)r + now + skew
+        # a process outside any hook (a background worker): its sleeps take no wall time
+        state["background"] = "JUJU_CONTEXT_ID" not in _os.environ
 
-        def fake_time_ns():
-            return int(fake_time() * 1e9)
+    def fake_time():
+        base = state["base"]
+        if base is None:
+            return real_time()
+        state["ticks"] += 1
+        return base + state["slept"] + state["ticks"] * 1e-6
 
-        class datetime(_dt.datetime):
-            @classmethod
-            def now(cls, tz=None):
-                return cls.fromtimestamp(fake_time(), tz)
+    _real_time_ns = _time.time_ns
 
-            @classmethod
-            def utcnow(cls):
-                return cls.fromtimestamp(fake_time(), _dt.timezone.utc).replace(tzinfo=None)
+    def fake_time_ns():
+        if state["base"] is None:
+            return _real_time_ns()
+        return int(fake_time() * 1e9)
 
-            @classmethod
-            def today(cls):
-                return cls.fromtimestamp(fake_time())
+    class datetime(_dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls.fromtimestamp(fake_time(), tz)
 
-        _time.time, _time.time_ns = fake_time, fake_time_ns
-        _dt.datetime = datetime
-        if "JUJU_CONTEXT_ID" not in _os.environ:  # a background process: sleeps are logical
+        @classmethod
+        def utcnow(cls):
+            return cls.fromtimestamp(fake_time(), _dt.timezone.utc).replace(tzinfo=None)
 
-            def fake_sleep(seconds):
-                state["slept"] += max(0.0, float(seconds))
-                real_sleep(0)
+        @classmethod
+        def today(cls):
+            return cls.fromtimestamp(fake_time())
 
-            _time.sleep = fake_sleep
+    def fake_sleep(seconds):
+        if state["base"] is None:
+            return real_sleep(seconds)
+        state["slept"] += max(0.0, float(seconds))
+        real_sleep(0 if state["background"] else seconds)
+
+    _time.time, _time.time_ns, _time.sleep = fake_time, fake_time_ns, fake_sleep
+    _dt.datetime = datetime
 
     prefixes = ("/usr/bin/juju-exec", "/var/lib/juju/")
 
@@ -120,8 +142,7 @@ def _jujusim_machine():
         first = args[0] if isinstance(args, list) else args
         if isinstance(first, str) and first.endswith("/usr/bin/juju-exec"):
             env = dict(_os.environ if kw.get("env") is None else kw["env"])
-            wall0 = float(_os.environ.get("JUJUSIM_WALL_AT_START") or real_time())
-            env["JUJUSIM_LOGICAL_ELAPSED"] = repr(state["slept"] + real_time() - wall0)
+            env["JUJUSIM_LOGICAL_ELAPSED"] = repr(state["slept"])
             kw["env"] = env
         real_init(self, args, *a, **kw)
 
@@ -129,9 +150,11 @@ def _jujusim_machine():
     real_glob, real_iglob = _glob.glob, _glob.iglob
     _glob.glob = lambda pathname, *a, **kw: real_glob(remap(pathname), *a, **kw)
     _glob.iglob = lambda pathname, *a, **kw: real_iglob(remap(pathname), *a, **kw)
+    reset()
+    return reset
 
 
-_jujusim_machine()
+jujusim_reset = _jujusim_machine()
 del _jujusim_machine
 """
 

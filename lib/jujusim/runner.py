@@ -40,7 +40,11 @@ def make_runtime(name: str, charm_dir: str, workdir: str) -> Runtime:
             ) from e
         runtime: Runtime = process.ProcessRuntime(charm_dir, workdir)
         return runtime
-    raise ValueError(f"unknown runtime {name!r} (process, inprocess or direct)")
+    if name == "fork":
+        from jujusim.fork import ForkRuntime
+
+        return ForkRuntime(charm_dir, workdir)
+    raise ValueError(f"unknown runtime {name!r} (process, fork, inprocess or direct)")
 
 
 def default_max_hooks(units: int) -> int:
@@ -286,7 +290,7 @@ def _run_scenario(
             hooks_total=len(sim.records),
             rounds=rounds,
             hook_tool_calls=sum(r.tool_calls for r in after),
-            hook_tool_calls_exact=runtime_name == "process",
+            hook_tool_calls_exact=runtime_name in ("process", "fork"),
             databag_bytes_max=sim.model.databag_bytes_max,
             wall_s=time.perf_counter() - started,
             logical_s=sim.now - (sim.trigger_time or 0.0),

@@ -12,6 +12,7 @@ import pytest
 
 from jujusim.charmspec import load_charm_spec
 from jujusim.engine import Simulator
+from jujusim.fork import ForkRuntime
 from jujusim.process import ProcessRuntime
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc")
@@ -54,8 +55,9 @@ def _records(out: Path, unit: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.parametrize("runtime", [ProcessRuntime, ForkRuntime], ids=["process", "fork"])
 def test_skew_shifts_a_units_clock_and_juju_exec_queues_a_hook(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime: type[ProcessRuntime]
 ) -> None:
     out = tmp_path / "out"
     out.mkdir()
@@ -63,7 +65,7 @@ def test_skew_shifts_a_units_clock_and_juju_exec_queues_a_hook(
     charm = _charm(tmp_path)
     work = tmp_path / "sim"
     work.mkdir()
-    sim = Simulator(load_charm_spec(charm), ProcessRuntime(charm, str(work)), workdir=str(work))
+    sim = Simulator(load_charm_spec(charm), runtime(charm, str(work)), workdir=str(work))
     try:
         sim.clock_skew["shim/1"] = -3600.0
         sim.deploy(2)

@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from memcontext import MemContext
 
 from jujusim.context import HookInvocation, HookOutcome
+from jujusim.fork import ForkRuntime
 from jujusim.process import ProcessRuntime
 
 CHARMS = Path(__file__).resolve().parent.parent / "charms"
@@ -39,22 +40,31 @@ def reports(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def make_runtime(charm: str | Path, tmp_path: Path) -> Iterator[ProcessRuntime]:
-    runtime = ProcessRuntime(str(charm), str(tmp_path / "work"), timeout=60)
+def make_runtime(
+    charm: str | Path, tmp_path: Path, kind: type[ProcessRuntime] = ProcessRuntime
+) -> Iterator[ProcessRuntime]:
+    runtime = kind(str(charm), str(tmp_path / "work"), timeout=60)
     try:
         yield runtime
+        if isinstance(runtime, ForkRuntime):  # its Python hooks were all forked
+            assert not runtime.fallbacks
     finally:
         runtime.close()
 
 
-@pytest.fixture
-def ops_rt(tmp_path: Path) -> Iterator[ProcessRuntime]:
-    yield from make_runtime(CHARMS / "proc_ops", tmp_path)
+# Every test of a fixture runtime runs in the process runtime and in the fork runtime
+# (the same, but Python hooks are forked from a server that imported their libraries).
+RUNTIMES = {"process": ProcessRuntime, "fork": ForkRuntime}
 
 
-@pytest.fixture
-def hooks_rt(tmp_path: Path) -> Iterator[ProcessRuntime]:
-    yield from make_runtime(CHARMS / "proc_hooks", tmp_path)
+@pytest.fixture(params=list(RUNTIMES))
+def ops_rt(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ProcessRuntime]:
+    yield from make_runtime(CHARMS / "proc_ops", tmp_path, RUNTIMES[request.param])
+
+
+@pytest.fixture(params=list(RUNTIMES))
+def hooks_rt(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ProcessRuntime]:
+    yield from make_runtime(CHARMS / "proc_hooks", tmp_path, RUNTIMES[request.param])
 
 
 @pytest.fixture
