@@ -1,16 +1,24 @@
 """Rolling restarts with charm_coordinator against the anchors, in one run.
 
-    python benchmarks/compare.py --units 3,5,10,20 [--runtime process] [--scenarios all]
-                                 [--impls all] [--seed 0] [--jobs 2] --json FILE
+    python benchmarks/compare.py --units 3,5,10,20 [--runtime fork|process] [--scenarios all]
+                                 [--impls all] [--seeds 0,1,2] [--jobs 2] --json FILE
                                  [--plot FILE.svg] [--readme README.md]
+    python benchmarks/compare.py --report FILE.json [FILE.json ...] [--plot ...] [--readme ...]
 
 Four minimal charms (``benchmarks/charms/``) do the same rolling restart (config
 ``restart-token``, the same journal lines): real ``charmhelpers.coordinator.Serial``,
 ``charmlibs-rollingops`` in peer mode (both unmodified, from PyPI), and ours through its
-ops API and its charmhelpers-compatible ``classic`` API. Every implementation, N and
-scenario runs once in the simulator (same seed); one row each. ``--readme`` rewrites the
-block between ``<!-- compare:begin -->`` and ``<!-- compare:end -->`` with the table, the
-date, the machine and the command.
+ops API and its charmhelpers-compatible ``classic`` API. Every implementation, N,
+scenario and seed runs once in the simulator; the JSON has one row each, the table one
+row per implementation, N and scenario (medians over seeds; violations and overtakes
+summed, with the seeds that showed them). ``--report`` redraws the table, the plot and
+the README block from earlier JSON files without running anything. ``--readme``
+rewrites the block between ``<!-- compare:begin -->`` and ``<!-- compare:end -->`` with
+the table, the date, the machine and the commands.
+
+The default runtime is ``fork`` (docs/process-runtime.md, "The fork runtime"): the
+process runtime with hooks forked from a server that has imported the charm's libraries,
+the same runs as ``process`` (tests/sim/test_process_fork.py) at a fraction of the cost.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ SCENARIOS = [
     "rolling-restart",
     "leader-mid-queue",
     "leader-error",
+    "leader-error-queued",
     "holder-removed",
     "skew-behind",
     "skew-ahead",
@@ -46,8 +55,10 @@ COLUMNS = [
     ("impl", "impl"),
     ("units", "N"),
     ("scenario", "scenario"),
+    ("seeds", "seeds"),
     ("completed", "done"),
     ("violations", "viol"),
+    ("overtakes", "overtakes"),
     ("rounds", "rounds"),
     ("hooks", "hooks"),
     ("hook_tool_calls", "tool calls"),
@@ -55,6 +66,7 @@ COLUMNS = [
     ("databag_bytes_max", "bag B"),
     ("hook_wall_median_ms", "ms/hook"),
     ("done_while_leader_error", "done in err"),
+    ("failing_seeds", "seeds with viol/overtakes"),
 ]
 
 
@@ -83,19 +95,13 @@ class _Timed:
 def run_one(impl: str, units: int, scenario: str, runtime: str, seed: int) -> dict[str, Any]:
     """One simulator run; returns its row."""
     from jujusim.bench_scenarios import LEADER_ERROR_S
-    from jujusim.inprocess import InProcessRuntime
-    from jujusim.process import ProcessRuntime
-    from jujusim.runner import run_scenario
+    from jujusim.runner import make_runtime, run_scenario
 
     with tempfile.TemporaryDirectory(prefix="compare-") as tmp:
         charm = build(impl, os.path.join(tmp, "build"))
         workdir = os.path.join(tmp, "sim")
         os.makedirs(workdir)
-        inner = (
-            ProcessRuntime(charm, workdir)
-            if runtime == "process"
-            else InProcessRuntime(charm, workdir)
-        )
+        inner = make_runtime(runtime, charm, workdir)
         timed = _Timed(inner)
         result = run_scenario(
             charm, units=units, scenario=scenario, runtime=timed, seed=seed, workdir=workdir
@@ -103,13 +109,21 @@ def run_one(impl: str, units: int, scenario: str, runtime: str, seed: int) -> di
     data = result.to_json()
     ended = [o for o in result.verdict.operations if o.end is not None]
     heal = None
-    if scenario == "leader-error":
+    if scenario.startswith("leader-error"):
+        # as the scenario does: broken from the commit of the first hook that logged a
+        # grant (to a unit other than the leader, for leader-error-queued)
+        leader = result.final_leader
         granted = [
             r.end
             for r in result.records
-            if r.start >= result.trigger_time and any(j.event == "granted" for j in r.journal)
+            if r.start >= result.trigger_time
+            and any(
+                j.event == "granted" and (scenario == "leader-error" or j.unit != leader)
+                for j in r.journal
+            )
         ]
         heal = (min(granted) if granted else result.trigger_time) + LEADER_ERROR_S
+    overtaken = overtakes(result.records, result.trigger_time, set(result.removed_units))
     hooks = max(1, data["hooks"])
     return {
         "impl": impl,
@@ -120,6 +134,8 @@ def run_one(impl: str, units: int, scenario: str, runtime: str, seed: int) -> di
         "completed": data["completed"],
         "violations": len(data["violations"]),
         "violation_details": data["violations"][:5],
+        "overtakes": len(overtaken),
+        "overtake_details": overtaken[:10],
         "rounds": data["rounds"],
         "hooks": data["hooks"],
         "hook_tool_calls": data["hook_tool_calls"],
@@ -138,18 +154,91 @@ def run_one(impl: str, units: int, scenario: str, runtime: str, seed: int) -> di
     }
 
 
+def overtakes(records: list[Any], since: float, removed: set[str]) -> list[str]:
+    """Queue order, measured: pairs where B asked after A's request was committed (B's
+    requesting hook started after A's ended) and yet B began its operation first.
+
+    A FIFO queue has none; a queue ordered by the requesters' clocks has some when a
+    clock is behind. Units removed during the run are left out.
+    """
+    asked: dict[str, tuple[float, float]] = {}
+    began: dict[str, float] = {}
+    for rec in records:
+        if rec.start < since:
+            continue
+        for line in rec.journal:
+            if line.unit in removed:
+                continue
+            if line.event == "request" and rec.ok and line.unit not in asked:
+                asked[line.unit] = (rec.start, rec.end)
+            elif line.event == "begin" and line.unit not in began:
+                began[line.unit] = rec.start
+    never = float("inf")
+    out = []
+    for a, (_, a_end) in sorted(asked.items()):
+        for b, (b_start, _) in sorted(asked.items()):
+            if a != b and a_end < b_start and began.get(b, never) < began.get(a, never):
+                out.append(f"{b} before {a}")
+    return out
+
+
+def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per implementation, N and scenario: medians over seeds, sums of failures."""
+    cells: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        cells.setdefault((row["impl"], row["units"], row["scenario"]), []).append(row)
+    out = []
+    for (impl, units, scenario), group in cells.items():
+        group.sort(key=lambda r: r.get("seed", 0))
+
+        def median(key: str, group: list[dict[str, Any]] = group) -> Any:
+            values = [r[key] for r in group if isinstance(r.get(key), (int, float))]
+            if not values:
+                return None
+            m = statistics.median(values)
+            return round(m, 1) if isinstance(m, float) and not m.is_integer() else int(m)
+
+        done = sum(1 for r in group if r.get("completed"))
+        failing = [
+            str(r.get("seed"))
+            for r in group
+            if r.get("violations") or r.get("overtakes") or not r.get("completed")
+        ]
+        hooks = median("hooks")
+        calls = median("hook_tool_calls")
+        out.append({
+            "impl": impl,
+            "units": units,
+            "scenario": scenario,
+            "seeds": len(group),
+            "completed": done == len(group) if len(group) == 1 or done in (0, len(group))
+            else f"{done}/{len(group)}",
+            "violations": sum(r.get("violations") or 0 for r in group),
+            "overtakes": sum(r.get("overtakes") or 0 for r in group),
+            "rounds": median("rounds"),
+            "hooks": hooks,
+            "hook_tool_calls": calls,
+            "tool_calls_per_hook": median("tool_calls_per_hook"),
+            "databag_bytes_max": max((r.get("databag_bytes_max") or 0) for r in group),
+            "hook_wall_median_ms": median("hook_wall_median_ms"),
+            "done_while_leader_error": median("done_while_leader_error"),
+            "failing_seeds": ",".join(failing),
+        })  # fmt: skip
+    return out
+
+
 def table(rows: list[dict[str, Any]]) -> str:
-    """The rows as a Markdown table."""
+    """The rows (aggregated) as a Markdown table."""
     head = "| " + " | ".join(label for _, label in COLUMNS) + " |"
     rule = "|" + "|".join("---" for _ in COLUMNS) + "|"
     lines = [head, rule]
-    for row in rows:
+    for row in aggregate(rows):
         cells = []
         for key, _ in COLUMNS:
             value = row.get(key)
             if isinstance(value, bool):
                 value = "yes" if value else "**no**"
-            elif key == "violations" and value:
+            elif key in ("violations", "overtakes") and value:
                 value = f"**{value}**"
             cells.append("" if value is None else str(value))
         lines.append("| " + " | ".join(cells) + " |")
@@ -166,7 +255,7 @@ _COLOURS = {
 
 def plot(rows: list[dict[str, Any]], path: str) -> None:
     """Rounds and tool calls per hook against N (rolling-restart), as an SVG."""
-    base = [r for r in rows if r["scenario"] == "rolling-restart"]
+    base = [r for r in aggregate(rows) if r["scenario"] == "rolling-restart"]
     panels = [("rounds", "hook rounds"), ("tool_calls_per_hook", "hook-tool calls per hook")]
     width, height, pad = 420, 300, 50
     parts = [
@@ -238,14 +327,19 @@ def machine() -> str:
     )
 
 
-def readme_block(rows: list[dict[str, Any]], command: str, plot_path: str | None) -> str:
-    """The README's generated block."""
+def readme_block(
+    rows: list[dict[str, Any]], sources: list[dict[str, Any]], command: str, plot_path: str | None
+) -> str:
+    """The README's generated block: where the figures come from, the table, the plot."""
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [
-        f"Generated by `{command}` on {date}; machine: {machine()}.",
-        "",
-        table(rows),
-    ]
+    lines = [f"Generated by `{command}` on {date}, from:", ""]
+    for src in sources:
+        lines.append(
+            f"- `{src.get('command')}` ({src.get('date', '?')}, runtime "
+            f"{src.get('runtime', '?')}, {src.get('wall_s', '?')} s wall; machine: "
+            f"{src.get('machine', '?')})"
+        )
+    lines += ["", table(rows)]
     if plot_path:
         lines += ["", f"![rounds and hook-tool calls per hook against N]({plot_path})"]
     return "\n".join(lines)
@@ -264,79 +358,121 @@ def update_readme(path: str, block: str) -> None:
         f.write(f"{head}{begin}\n{block}\n{end}{tail}")
 
 
+def _row_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    order = {s: k for k, s in enumerate(SCENARIOS)}
+    return (
+        order.get(row["scenario"], 99),
+        row["units"],
+        IMPLS.index(row["impl"]) if row["impl"] in IMPLS else 99,
+        row.get("seed", 0),
+    )
+
+
+def _failed_row(
+    impl: str, units: int, scenario: str, seed: int, e: BaseException
+) -> dict[str, Any]:
+    return {
+        "impl": impl,
+        "units": units,
+        "scenario": scenario,
+        "seed": seed,
+        "completed": False,
+        "violations": 1,
+        "violation_details": [f"run failed: {e!r}"],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--units", default="3,6", help="comma list of N")
-    parser.add_argument("--runtime", default="process", choices=["process", "inprocess"])
+    parser.add_argument("--runtime", default="fork", choices=["fork", "process", "inprocess"])
     parser.add_argument("--scenarios", default="all", help="comma list, or all")
     parser.add_argument("--impls", default="all", help="comma list, or all")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="comma list of seeds (each cell runs each)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--json", required=True, help="output file")
+    parser.add_argument("--json", help="output file (required unless --report)")
+    parser.add_argument("--report", nargs="+", metavar="JSON", help="redraw from these files")
     parser.add_argument("--plot", help="SVG file")
     parser.add_argument("--readme", help="README to update (generated block)")
     args = parser.parse_args(argv)
+    command = " ".join(
+        ["python", "benchmarks/compare.py", *(sys.argv[1:] if argv is None else argv)]
+    )
+    if args.report:
+        sources = []
+        rows = []
+        for path in args.report:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+            sources.append({k: v for k, v in data.items() if k != "rows"})
+            rows += data["rows"]
+    else:
+        if not args.json:
+            parser.error("--json is required (or --report)")
+        rows, source = run_all(args)
+        sources = [source]
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({**source, "rows": rows}, f, indent=1)
+    rows.sort(key=_row_key)
+    print(table(rows))
+    if args.plot:
+        plot(rows, args.plot)
+    if args.readme:
+        rel_plot = (
+            os.path.relpath(args.plot, os.path.dirname(os.path.abspath(args.readme)))
+            if args.plot
+            else None
+        )
+        update_readme(args.readme, readme_block(rows, sources, command, rel_plot))
+    return 0
+
+
+def run_all(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Run every cell and seed; print each run as it ends."""
     sizes = [int(n) for n in args.units.split(",") if n]
     scenarios = SCENARIOS if args.scenarios == "all" else args.scenarios.split(",")
     impls = IMPLS if args.impls == "all" else args.impls.split(",")
+    seeds = [int(x) for x in str(args.seeds).split(",") if x]
     if args.runtime == "inprocess" and "rollingops" in impls:
         print(
             "rollingops needs the process runtime (a background worker and juju-exec); skipped",
             file=sys.stderr,
         )
         impls = [i for i in impls if i != "rollingops"]
-    jobs = [(i, n, s) for n in sizes for s in scenarios for i in impls]
+    jobs = [(i, n, s, seed) for n in sizes for s in scenarios for seed in seeds for i in impls]
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = {
-            pool.submit(run_one, i, n, s, args.runtime, args.seed): (i, n, s) for i, n, s in jobs
+            pool.submit(run_one, i, n, s, args.runtime, seed): (i, n, s, seed)
+            for i, n, s, seed in jobs
         }
         for fut in concurrent.futures.as_completed(futures):
-            i, n, s = futures[fut]
+            i, n, s, seed = futures[fut]
             try:
                 row = fut.result()
             except Exception as e:  # a broken run is a row, not a crash
-                row = {
-                    "impl": i,
-                    "units": n,
-                    "scenario": s,
-                    "completed": False,
-                    "violations": 1,
-                    "violation_details": [f"run failed: {e!r}"],
-                }
+                row = _failed_row(i, n, s, seed, e)
             rows.append(row)
             print(
-                f"[{time.perf_counter() - started:6.0f}s] {i} N={n} {s}: "
-                f"done={row.get('completed')} rounds={row.get('rounds')} "
-                f"hooks={row.get('hooks')}",
+                f"[{time.perf_counter() - started:6.0f}s] {len(rows)}/{len(jobs)} {i} N={n} {s} "
+                f"seed={seed}: {row.get('wall_s', 0.0):.1f}s done={row.get('completed')} "
+                f"viol={row.get('violations')} overtakes={row.get('overtakes')} "
+                f"rounds={row.get('rounds')} hooks={row.get('hooks')}",
                 file=sys.stderr,
                 flush=True,
             )
-    order = {s: k for k, s in enumerate(scenarios)}
-    rows.sort(key=lambda r: (order.get(r["scenario"], 99), r["units"], IMPLS.index(r["impl"])))
-    with open(args.json, "w", encoding="utf-8") as f:
-        json.dump(
-            {
-                "rows": rows,
-                "command": " ".join(["benchmarks/compare.py", *sys.argv[1:]]),
-                "machine": machine(),
-            },
-            f,
-            indent=1,
-        )
-    print(table(rows))
-    if args.plot:
-        plot(rows, args.plot)
-    if args.readme:
-        command = " ".join(["python", "benchmarks/compare.py", *(argv or sys.argv[1:])])
-        rel_plot = (
-            os.path.relpath(args.plot, os.path.dirname(os.path.abspath(args.readme)))
-            if args.plot
-            else None
-        )
-        update_readme(args.readme, readme_block(rows, command, rel_plot))
-    return 0
+            for detail in row.get("violation_details") or []:
+                print(f"         {detail}", file=sys.stderr, flush=True)
+    source = {
+        "command": " ".join(["python", "benchmarks/compare.py", *sys.argv[1:]]),
+        "machine": machine(),
+        "date": date,
+        "runtime": args.runtime,
+        "wall_s": round(time.perf_counter() - started),
+    }
+    return rows, source
 
 
 if __name__ == "__main__":

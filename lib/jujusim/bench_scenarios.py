@@ -25,18 +25,6 @@ def _new_token(sim: Simulator) -> None:
     sim.set_config({"restart-token": f"jujusim-{sim.rng.randrange(16**8):08x}"}, depth=0)
 
 
-def _watch(sim: Simulator, fn: Callable[[HookRecord], None]) -> None:
-    """Call ``fn`` after every hook commit, after whatever already watched."""
-    previous = sim._on_hook
-
-    def both(rec: HookRecord) -> None:
-        if previous is not None:
-            previous(rec)
-        fn(rec)
-
-    sim._on_hook = both
-
-
 def _events(rec: HookRecord, event: str) -> bool:
     return any(line.event == event for line in rec.journal)
 
@@ -61,7 +49,7 @@ def _leader_mid_queue(sim: Simulator) -> list[str]:
             agent.config_version -= 1  # the watcher fires now: config-changed is due
             sim._wake(leader)
 
-    _watch(sim, watch)
+    sim.watch(watch)
     return list(sim.model.alive)
 
 
@@ -98,21 +86,33 @@ class _BrokenUnit:
         return getattr(self.inner, name)
 
 
-def _leader_error(sim: Simulator) -> list[str]:
-    """From just after the first grant, every hook of the leader fails, for 30 min."""
-    leader = sim.model.leader
-    _new_token(sim)
-    if leader is None:
-        return list(sim.model.alive)
-    broken = _BrokenUnit(sim, leader)
-    sim.runtime = broken
+def _leader_error(to_other: bool) -> Callable[[Simulator], list[str]]:
+    def trigger(sim: Simulator) -> list[str]:
+        """From just after a grant, every hook of the leader fails, for 30 min.
 
-    def watch(rec: HookRecord) -> None:
-        if broken.since is None and _events(rec, "granted"):
+        The grant is the first one (``to_other`` false), or the first one to a unit
+        other than the leader (``to_other``): once requests are queued and a hand-off
+        between units is due.
+        """
+        leader = sim.model.leader
+        _new_token(sim)
+        if leader is None:
+            return list(sim.model.alive)
+        broken = _BrokenUnit(sim, leader)
+        sim.runtime = broken
+
+        def watch(rec: HookRecord) -> None:
+            if broken.since is not None or not _events(rec, "granted"):
+                return
+            if to_other and all(line.unit == leader for line in rec.journal
+                                if line.event == "granted"):  # fmt: skip
+                return
             broken.since = sim.now
 
-    _watch(sim, watch)
-    return list(sim.model.alive)
+        sim.watch(watch)
+        return list(sim.model.alive)
+
+    return trigger
 
 
 def _holder_removed(sim: Simulator) -> list[str]:
@@ -148,16 +148,98 @@ def _holder_removed(sim: Simulator) -> list[str]:
     return list(sim.model.alive)
 
 
+def _late_config(sim: Simulator, units: list[str]) -> Callable[[str], None]:
+    """Hold back the pending config change from ``units``' agents; returns a releaser.
+
+    As in ``leader-mid-queue``: the agent is marked as having seen the current config
+    (nothing is due), and releasing it makes config-changed due again, as a slow agent's
+    watcher firing late would. Call after the change.
+    """
+    held = {u for u in units if u in sim.agents}
+    for unit in held:
+        sim.agents[unit].config_version = sim.model.config_version
+
+    def release(unit: str) -> None:
+        if unit in held:
+            held.discard(unit)
+            sim.agents[unit].config_version -= 1
+            sim._wake(unit)
+
+    return release
+
+
+def _paused(sim: Simulator, units: list[str]) -> Callable[[str], None]:
+    """Stop ``units``' agents from running any hook until released; returns a releaser.
+
+    As an agent that is down for a while (its machine busy, the agent restarting): the
+    changes pile up and it runs them once back. Call before the change.
+    """
+    paused = {u for u in units if u in sim.agents}
+    for unit in paused:
+        sim.agents[unit].dispatch_scheduled = True  # the engine then never schedules one
+
+    def release(unit: str) -> None:
+        if unit in paused:
+            paused.discard(unit)
+            sim.agents[unit].dispatch_scheduled = False
+            sim._wake(unit)
+
+    return release
+
+
 def _skewed(seconds: float) -> Callable[[Simulator], list[str]]:
     def trigger(sim: Simulator) -> list[str]:
-        """One non-leader unit's machine clock is off by ``seconds``."""
-        units = sorted(u for u in sim.model.alive if u != sim.model.leader)
-        if units:
-            sim.clock_skew[units[len(units) // 2]] = seconds
-        _new_token(sim)
-        return list(sim.model.alive)
+        """One non-leader unit's machine clock is off by ``seconds``.
+
+        It is the middle one by unit number, and the run makes it ask where the skew
+        decides something. Behind: its agent is down until every other unit has logged
+        its request and a first restart has ended, so it asks while the others queue:
+        a queue ordered by the requesters' clocks puts it first. Ahead: the agents of
+        the non-leader units numbered after it are down until it begins its restart,
+        so they ask while it restarts, and the next grants are made while the time of
+        its completion, read on its clock, is still in the future.
+        """
+        leader = sim.model.leader
+        alive = list(sim.model.alive)
+        units = sorted((u for u in alive if u != leader), key=_unit_number)
+        if not units:
+            _new_token(sim)
+            return alive
+        skewed = units[len(units) // 2]
+        sim.clock_skew[skewed] = seconds
+        others = [u for u in alive if u != skewed]
+        if seconds < 0:
+            resume = _paused(sim, [skewed])
+            _new_token(sim)
+            requested: set[str] = set()
+            ended: list[bool] = []
+
+            def watch(rec: HookRecord) -> None:
+                requested.update(x.unit for x in rec.journal if x.event == "request")
+                if _events(rec, "end"):
+                    ended.append(True)
+                if ended and requested >= set(others):
+                    resume(skewed)
+
+            sim.watch(watch)
+        else:
+            later = units[units.index(skewed) + 1 :]
+            resume = _paused(sim, later)
+            _new_token(sim)
+
+            def watch(rec: HookRecord) -> None:
+                if any(x.unit == skewed and x.event == "begin" for x in rec.journal):
+                    for unit in later:
+                        resume(unit)
+
+            sim.watch(watch)
+        return alive
 
     return trigger
+
+
+def _unit_number(unit: str) -> int:
+    return int(unit.rsplit("/", 1)[1])
 
 
 register(
@@ -173,7 +255,16 @@ register(
         "leader-error",
         "rolling-restart; from just after the first grant every hook of the leader fails "
         f"(its charm is broken) until it is fixed {LEADER_ERROR_S:.0f} s later",
-        _leader_error,
+        _leader_error(to_other=False),
+    )
+)
+register(
+    Scenario(
+        "leader-error-queued",
+        "rolling-restart; from just after the first grant to a unit other than the leader "
+        "(requests are queued, a hand-off between units is due) every hook of the leader "
+        f"fails until it is fixed {LEADER_ERROR_S:.0f} s later",
+        _leader_error(to_other=True),
     )
 )
 register(
@@ -187,14 +278,18 @@ register(
 register(
     Scenario(
         "skew-behind",
-        "rolling-restart with one non-leader unit's clock an hour behind (process runtime)",
+        "rolling-restart with one non-leader unit's clock an hour behind; its agent is "
+        "down until every other unit has requested and a first restart has ended "
+        "(process and fork runtimes)",
         _skewed(-3600.0),
     )
 )
 register(
     Scenario(
         "skew-ahead",
-        "rolling-restart with one non-leader unit's clock 5 s ahead (process runtime)",
+        "rolling-restart with one non-leader unit's clock 5 s ahead; the agents of the "
+        "units numbered after it are down until it begins its restart, so they ask while "
+        "it restarts (process and fork runtimes)",
         _skewed(5.0),
     )
 )
