@@ -2,10 +2,16 @@
 
 Both runtimes and the model use this: metadata (peer endpoints), config options and
 their defaults, actions, and, for ops charms, the entry file of the charm class.
+
+A campaign reads the same directory thousands of times (every schedule builds a
+runtime), so the parsed YAML is kept per directory, keyed by the files' stat
+(size, mtime, ctime, inode): an edited file is read again. Each call returns its own
+copy of the documents.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from collections.abc import Mapping
@@ -13,7 +19,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["CharmSpec", "load_charm_spec"]
+__all__ = ["CharmSpec", "charm_stamp", "load_charm_spec"]
 
 
 def _read_yaml(path: str) -> dict[str, Any]:
@@ -66,13 +72,44 @@ def _find_entry(charm_dir: str, charmcraft: Mapping[str, Any]) -> str | None:
     return None
 
 
+_SOURCES = ("charmcraft.yaml", "metadata.yaml", "config.yaml", "actions.yaml")
+_parsed: dict[str, tuple[tuple[Any, ...], tuple[dict[str, Any], ...]]] = {}
+
+
+def charm_stamp(charm_dir: str) -> tuple[Any, ...]:
+    """What identifies the contents of the YAML files of ``charm_dir`` (None: absent).
+
+    ``charm_dir`` must be absolute (as ``CharmSpec.charm_dir``).
+    """
+    out: list[Any] = []
+    for name in _SOURCES:
+        try:
+            st = os.stat(os.path.join(charm_dir, name))
+        except OSError:
+            out.append(None)
+        else:
+            out.append((st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+    return tuple(out)
+
+
+def _documents(charm_dir: str) -> tuple[dict[str, Any], ...]:
+    """The parsed YAML files of ``charm_dir`` (in ``_SOURCES`` order), read once per stat."""
+    stamp = charm_stamp(charm_dir)
+    hit = _parsed.get(charm_dir)
+    if hit is None or hit[0] != stamp:
+        docs = tuple(_read_yaml(os.path.join(charm_dir, name)) for name in _SOURCES)
+        # A file changed while it was read gets read again next time.
+        _parsed[charm_dir] = (stamp if charm_stamp(charm_dir) == stamp else (), docs)
+        hit = _parsed[charm_dir]
+    return copy.deepcopy(hit[1])
+
+
 def load_charm_spec(charm_dir: str) -> CharmSpec:
     """Read ``metadata.yaml`` (or ``charmcraft.yaml``), ``config.yaml``, ``actions.yaml``."""
     charm_dir = os.path.abspath(charm_dir)
     if not os.path.isdir(charm_dir):
         raise FileNotFoundError(f"charm directory not found: {charm_dir}")
-    charmcraft = _read_yaml(os.path.join(charm_dir, "charmcraft.yaml"))
-    meta = _read_yaml(os.path.join(charm_dir, "metadata.yaml"))
+    charmcraft, meta, config, actions = _documents(charm_dir)
     if not meta:
         meta = {
             k: v
@@ -81,10 +118,8 @@ def load_charm_spec(charm_dir: str) -> CharmSpec:
         }
     if not meta.get("name"):
         raise ValueError(f"{charm_dir}: no charm name in metadata.yaml or charmcraft.yaml")
-    config = _read_yaml(os.path.join(charm_dir, "config.yaml"))
     if not config and isinstance(charmcraft.get("config"), dict):
         config = dict(charmcraft["config"])
-    actions = _read_yaml(os.path.join(charm_dir, "actions.yaml"))
     if not actions and isinstance(charmcraft.get("actions"), dict):
         actions = dict(charmcraft["actions"])
     return CharmSpec(
