@@ -60,7 +60,7 @@ class SimHookContext:
         self._hook = hook
         self._sink = sink
         self._leader = model.leader == agent.name
-        self._config = copy.deepcopy(model.config)
+        self._config = _copy_config(model.config)
         # Taken now rather than on first read: the same values when hooks run one at a
         # time, and the hook-start view when the engine runs hooks of other units
         # concurrently (a leader's leader-set or app status-set must not leak into a
@@ -214,7 +214,7 @@ class SimHookContext:
         """Config as of hook start."""
         self.calls += 1
         self.read_depth = max(self.read_depth, self._config_depth)
-        return copy.deepcopy(self._config)
+        return _copy_config(self._config)
 
     def goal_state(self) -> dict[str, Any]:
         """Units the model intends to have (dying ones marked) and the peer relations."""
@@ -333,6 +333,19 @@ class SimHookContext:
         if key in ("private-address", "public-address"):
             return default_unit_bag(self.unit_name)["private-address"]
         raise HookToolError(f"unknown setting {key!r}")
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _copy_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy the caller may change (deep only where a value is not a scalar).
+
+    Juju's option values are scalars, which a shallow copy may share.
+    """
+    if all(isinstance(v, _SCALARS) for v in config.values()):
+        return dict(config)
+    return copy.deepcopy(dict(config))
 
 
 def _apply(base: Mapping[str, str], changes: Mapping[str, str]) -> dict[str, str]:

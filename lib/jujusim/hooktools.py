@@ -23,6 +23,7 @@ from .hooktools_args import (
     FORMAT_FLAGS,
     RELATION_FLAG,
     Flag,
+    FlagTable,
     HelpRequested,
     ParsedArgs,
     UsageError,
@@ -63,7 +64,7 @@ class ToolResult:
     stderr: str = ""
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class _Call:
     session: ToolSession
     opts: dict[str, Any]
@@ -94,6 +95,10 @@ class _Tool:
     summary: str
     flags: tuple[Flag, ...]
     handler: Callable[[_Call], str]
+    table: FlagTable = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "table", FlagTable(self.flags))
 
 
 def _bool_flag(names: tuple[str, ...], dest: str, text: str) -> Flag:
@@ -588,6 +593,32 @@ TOOL_NAMES = SUPPORTED_TOOLS | _UNSUPPORTED
 """Every name that gets an executable; other names are "command not found", as in Juju."""
 
 
+_PARSED: dict[tuple[str, tuple[str, ...]], ParsedArgs] = {}
+_MEMO_TOOLS = frozenset({
+    "relation-ids", "relation-list", "relation-get", "relation-model-get", "is-leader",
+    "leader-get", "config-get", "status-get", "goal-state", "state-get", "opened-ports",
+})  # fmt: skip
+"""Read-only tools whose argv repeat (ops asks the same few questions every hook)."""
+
+
+def _parse(tool: str, spec: _Tool, argv: Sequence[str]) -> ParsedArgs:
+    """``parse_args`` for the tool, remembered per argv for the tools that repeat.
+
+    Parsing is a pure function of the argv; each call gets its own copy of the result.
+    Errors are never remembered: they are raised afresh each time.
+    """
+    if tool not in _MEMO_TOOLS:
+        return parse_args(spec.table, argv)
+    key = (tool, tuple(argv))
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        parsed = parse_args(spec.table, argv)
+        if len(_PARSED) >= 4096:
+            _PARSED.clear()
+        _PARSED[key] = parsed
+    return ParsedArgs(dict(parsed.opts), list(parsed.args))
+
+
 def _error(message: str, code: int) -> ToolResult:
     return ToolResult(code, "", f"ERROR {message}\n")
 
@@ -604,7 +635,7 @@ def call_tool(
                 return _error(f"{tool} is not supported by the jujusim simulator", 1)
             return _error(f"unknown hook tool {tool!r}", 127)
         try:
-            parsed: ParsedArgs = parse_args(spec.flags, argv)
+            parsed = _parse(tool, spec, argv)
             return ToolResult(
                 0, spec.handler(_Call(session, parsed.opts, parsed.args, stdin, cwd))
             )

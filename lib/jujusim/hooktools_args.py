@@ -20,6 +20,7 @@ __all__ = [
     "FORMAT_FLAGS",
     "RELATION_FLAG",
     "Flag",
+    "FlagTable",
     "HelpRequested",
     "ParsedArgs",
     "UsageError",
@@ -78,10 +79,21 @@ class ParsedArgs:
     args: list[str]
 
 
-def parse_args(flags: Sequence[Flag], argv: Sequence[str]) -> ParsedArgs:
+class FlagTable:
+    """A tool's flags by name and their defaults, built once per tool."""
+
+    __slots__ = ("by_name", "defaults")
+
+    def __init__(self, flags: Sequence[Flag]) -> None:
+        self.by_name = {name: flag for flag in flags for name in flag.names}
+        self.defaults: dict[str, Any] = {flag.dest: flag.default for flag in flags}
+
+
+def parse_args(flags: Sequence[Flag] | FlagTable, argv: Sequence[str]) -> ParsedArgs:
     """Parse ``argv`` gnuflag-style with interspersed flags."""
-    by_name = {name: flag for flag in flags for name in flag.names}
-    opts: dict[str, Any] = {flag.dest: flag.default for flag in flags}
+    table = flags if isinstance(flags, FlagTable) else FlagTable(flags)
+    by_name = table.by_name
+    opts: dict[str, Any] = dict(table.defaults)
     args: list[str] = []
     i = 0
     while i < len(argv):
@@ -171,10 +183,14 @@ def _yaml(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=False, sort_keys=True)
 
 
+_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
+"""What ``json.dumps(value, separators=(",", ":"), sort_keys=True)`` builds per call."""
+
+
 def render(value: Any, fmt: str) -> str:
     """Format ``value`` as juju/cmd's json, yaml or smart formatter would."""
     if fmt == "json":
-        return json.dumps(value, separators=(",", ":"), sort_keys=True) + "\n"
+        return _JSON.encode(value) + "\n"
     if value is None:
         return ""
     if fmt == "yaml":
