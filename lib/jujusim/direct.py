@@ -32,6 +32,7 @@ import tempfile
 import threading
 import traceback
 import warnings
+import weakref
 from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
@@ -40,14 +41,15 @@ from ops.jujucontext import JujuContext
 
 import ops
 from ops import _main, hookcmds
+from ops import log as _ops_log
 from ops import storage as ops_storage
 
-from .charmspec import load_charm_spec
+from .charmspec import CharmSpec, charm_stamp, load_charm_spec
 from .context import HookContext, HookInvocation, HookOutcome
 from .hooktools import ToolSession, call_tool
 from .inprocess import load_charm_class
 
-__all__ = ["DirectRuntime"]
+__all__ = ["DirectRuntime", "prepare"]
 
 JUJU_VERSION = "3.6.8"
 _STATE_KEY = "jujusim.direct"
@@ -95,9 +97,11 @@ def _dispatcher(original: Callable[..., str]) -> Callable[..., str]:
 def _install_fast_paths() -> None:
     """Take two fixed costs out of every dispatch without changing what ops does.
 
-    - ``Framework.observe`` validates each observer with ``inspect.signature``, about a
-      third of a dispatch here; the signature of a given function never changes, so it
-      is memoised per function (the ``bind`` check itself still runs every time).
+    - ``Framework.observe`` validates each observer with ``inspect.signature`` and
+      ``Signature.bind(EventBase(None))``, about a third of a dispatch here. A given
+      function's signature never changes, so it is memoised per function, and so is a
+      successful ``bind`` of the same shape (number of positional arguments, keyword
+      names: all ``bind`` looks at); a failing one runs, and raises, every time.
     - Every hook command and event opens an OpenTelemetry span. Without ``ops[tracing]``
       and with no tracer provider configured, those spans are non-recording no-ops;
       a cheaper no-op that yields the same invalid span replaces the tracer then.
@@ -110,16 +114,16 @@ def _install_fast_paths() -> None:
     if getattr(framework, "_jujusim_fast", False):
         return
 
-    signatures: dict[tuple[Any, bool], inspect.Signature] = {}
+    signatures: dict[tuple[Any, bool], _CheckedSignature] = {}
 
-    def signature(obj: Any, *, follow_wrapped: bool = True) -> inspect.Signature:
+    def signature(obj: Any, *, follow_wrapped: bool = True) -> Any:
         func = getattr(obj, "__func__", None)
         if func is None or follow_wrapped:
             return inspect.signature(obj, follow_wrapped=follow_wrapped)
         key = (func, True)
         sig = signatures.get(key)
         if sig is None:
-            sig = signatures[key] = inspect.signature(obj, follow_wrapped=False)
+            sig = signatures[key] = _CheckedSignature(inspect.signature(obj, follow_wrapped=False))
         return sig
 
     class _Inspect(types.ModuleType):
@@ -148,15 +152,40 @@ def _install_fast_paths() -> None:
     framework._jujusim_fast = True  # type: ignore[attr-defined]
 
 
+class _CheckedSignature:
+    """An ``inspect.Signature`` whose successful ``bind`` shapes are remembered.
+
+    ``bind`` only matches arguments to parameters by position and keyword, so once a
+    call of a given shape has bound, every call of that shape binds. Only
+    ``Framework.observe`` calls it, and discards the result: this returns None rather
+    than arguments bound to another call's objects.
+    """
+
+    def __init__(self, sig: Any) -> None:
+        self._sig = sig
+        self._bound: set[tuple[int, tuple[str, ...]]] = set()
+
+    def bind(self, *args: Any, **kwargs: Any) -> None:
+        """``Signature.bind``, raising ``TypeError`` alike; a shape bound before is not again."""
+        shape = (len(args), tuple(kwargs))
+        if shape not in self._bound:
+            self._sig.bind(*args, **kwargs)
+            self._bound.add(shape)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sig, name)
+
+
 class _NoOpTracer:
     """What ops needs of a tracer when nothing records: a span that is never recording."""
 
     def __init__(self, span: Any) -> None:
         self._span = span
+        self._context = contextlib.nullcontext(span)  # stateless: one serves every use
 
     def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
         """A context manager yielding the invalid (non-recording) span."""
-        return contextlib.nullcontext(self._span)
+        return self._context
 
     def start_span(self, *args: Any, **kwargs: Any) -> Any:
         """The invalid (non-recording) span."""
@@ -273,14 +302,212 @@ def _wrap(charm_type: type[ops.CharmBase]) -> type[ops.CharmBase]:
     return wrapped
 
 
+class _Wrapper:
+    """A :func:`_wrap` subclass pair kept for reuse, put back as new after each dispatch.
+
+    Creating two classes per dispatch cost ~70 us (and as much again in the cyclic GC).
+    What a dispatch changes on them is what ``define_event`` (and charm code) adds to
+    their ``__dict__``; :meth:`reset` deletes every key added since creation and gives
+    the class a new ``on`` (whose cache of bound events starts empty), so the next
+    dispatch sees the classes as :func:`_wrap` made them.
+    """
+
+    def __init__(self, charm_type: type[ops.CharmBase]) -> None:
+        self.cls = _wrap(charm_type)
+        self.events_cls = type(self.cls.on)
+        self._keys = frozenset(vars(self.cls))
+        self._event_keys = frozenset(vars(self.events_cls))
+        self.busy = False
+
+    def reset(self) -> None:
+        """Back to as created, with a new ``on``."""
+        for cls, keys in ((self.events_cls, self._event_keys), (self.cls, self._keys)):
+            for key in [k for k in vars(cls) if k not in keys]:
+                delattr(cls, key)
+        self.cls.on = self.events_cls()
+
+
+_wrappers: dict[type[ops.CharmBase], list[_Wrapper]] = {}
+_WRAPPED: weakref.WeakSet[type] = weakref.WeakSet()
+"""Classes made by :class:`_Wrapper` (their own ``on`` changes every dispatch)."""
+
+
+def _take_wrapper(charm_type: type[ops.CharmBase]) -> _Wrapper:
+    """A free wrapper of ``charm_type`` (a dispatch nested in another gets its own)."""
+    pool = _wrappers.setdefault(charm_type, [])
+    for wrapper in pool:
+        if not wrapper.busy:
+            break
+    else:
+        wrapper = _Wrapper(charm_type)
+        _WRAPPED.add(wrapper.cls)
+        pool.append(wrapper)
+    wrapper.busy = True
+    return wrapper
+
+
+@dataclasses.dataclass(frozen=True)
+class _CharmSetup:
+    """What every direct runtime of one charm directory starts from."""
+
+    spec: CharmSpec
+    charm_type: type[ops.CharmBase]
+    meta: ops.CharmMeta
+    files: tuple[tuple[str, str], ...]
+    """The YAML files of the scratch charm root: (name, text)."""
+
+
+_setups: dict[str, tuple[tuple[Any, ...], _CharmSetup]] = {}
+
+
+def _charm_setup(charm_dir: str) -> _CharmSetup:
+    """Spec, charm class, parsed ``CharmMeta`` and the scratch root's YAML of a charm.
+
+    Built once per directory and kept while its YAML files are unchanged (the stat
+    ``load_charm_spec`` keys on): a campaign builds a runtime per schedule, and parsing
+    and dumping the YAML cost ~25 ms each time. Every runtime already shared one
+    ``CharmMeta`` across its hooks (ops treats it as read-only); the charm class was
+    already imported once per process.
+    """
+    charm_dir = os.path.abspath(charm_dir)
+    stamp = charm_stamp(charm_dir)
+    hit = _setups.get(charm_dir)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    spec = load_charm_spec(charm_dir)
+    files = tuple(
+        (name, yaml.safe_dump(dict(doc)))
+        for name, doc in (
+            ("metadata.yaml", spec.meta),
+            ("config.yaml", spec.config),
+            ("actions.yaml", spec.actions),
+        )
+    )
+    setup = _CharmSetup(
+        spec=spec,
+        charm_type=load_charm_class(spec),
+        meta=ops.CharmMeta(dict(spec.meta), dict(spec.actions), dict(spec.config)),
+        files=files,
+    )
+    _setups[charm_dir] = (stamp, setup)
+    return setup
+
+
+_EVENT_ATTRS: dict[type, tuple[Any, ...]] = {}
+"""Per class: the ``ObjectEvents`` in its own ``__dict__`` (wrapper classes excluded)."""
+
+
+def _own_events(cls: type) -> tuple[Any, ...]:
+    attrs = _EVENT_ATTRS.get(cls)
+    if attrs is None:
+        attrs = tuple(v for v in vars(cls).values() if isinstance(v, ops.ObjectEvents))
+        if cls not in _WRAPPED:
+            _EVENT_ATTRS[cls] = attrs
+    return attrs
+
+
+def _release_dispatch(framework: ops.Framework) -> None:
+    """Drop what ops' class-level event collections still hold of one dispatch.
+
+    ``on = SomeEvents()`` on a class (ops' own ``Framework.on``, a library's ``Object``)
+    keeps a bound copy per emitter in a ``WeakKeyDictionary`` whose value refers back to
+    its emitter, so the entry never goes. Under Juju the process exits after the
+    dispatch; here every framework, charm and model of every hook would stay (~30,000
+    objects a schedule) and the cyclic GC would scan them again and again. The emitters
+    are the framework and the ``Object``s it tracks (ops tracks each at creation).
+    Anything else a charm's modules keep across dispatches stays, as it did.
+    """
+    objects = getattr(framework, "_objects", None)
+    emitters = [framework, *(objects.values() if objects is not None else ())]
+    for obj in emitters:
+        for cls in type(obj).__mro__:
+            for events in _own_events(cls):
+                cache = getattr(events, "_cache", None)
+                if cache is not None:
+                    cache.pop(obj, None)
+
+
+class _Environ:
+    """Each hook's variables in ``os.environ``, set by difference from the previous hook's.
+
+    Setting some twenty variables before each hook and restoring them after cost ~0.2 ms
+    a hook (``os.environ`` encodes every key; ``putenv`` and ``unsetenv`` scan the whole
+    environment), a tenth of a dispatch. Instead a hook's variables stay until the next
+    hook of any direct runtime in this process: that one sets the variables whose value
+    differs and removes the previous hook's it does not have (so nothing of one hook
+    leaks into the next), and ``OPERATOR_DISPATCH`` (which ops sets) is always cleared
+    before ops runs. The process's own values of every variable touched come back when
+    the last open direct runtime closes.
+    """
+
+    def __init__(self) -> None:
+        self.users = 0
+        self.baseline: dict[str, str | None] = {}
+        """Each touched variable's value before the first hook touched it."""
+        self.applied: dict[str, str] = {}
+
+    def acquire(self) -> None:
+        """A direct runtime opened."""
+        self.users += 1
+
+    def release(self) -> None:
+        """A direct runtime closed (or was collected unclosed); the last one restores."""
+        self.users = max(0, self.users - 1)
+        if self.users == 0:
+            self.restore()
+
+    def apply(self, env: Mapping[str, str]) -> None:
+        """Make ``os.environ`` the process's own plus ``env``, minus ``OPERATOR_DISPATCH``."""
+        environ = os.environ
+        baseline = self.baseline
+        for key in [k for k in self.applied if k not in env]:
+            del self.applied[key]
+            _put(key, baseline.get(key))
+        if "OPERATOR_DISPATCH" not in baseline:
+            baseline["OPERATOR_DISPATCH"] = environ.get("OPERATOR_DISPATCH")
+        environ.pop("OPERATOR_DISPATCH", None)
+        for key, value in env.items():
+            current = environ.get(key)
+            if key not in baseline:
+                baseline[key] = current
+            if current != value:
+                environ[key] = value
+        self.applied = dict(env)
+
+    def restore(self) -> None:
+        """Put back the process's own value of every variable a hook touched."""
+        for key, value in self.baseline.items():
+            _put(key, value)
+        self.baseline.clear()
+        self.applied.clear()
+
+
+def _put(key: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(key, None)
+    else:
+        os.environ[key] = value
+
+
+_ENVIRON = _Environ()
+
+
+def prepare(charm_dir: str) -> None:
+    """Set up what the direct runtimes of ``charm_dir`` share (before forking workers)."""
+    _charm_setup(charm_dir)
+    _install_hookcmd_dispatch()
+    _install_fast_paths()
+
+
 class DirectRuntime:
     """Runs ops charms with ops' own dispatch machinery in this process; ``Runtime``."""
 
     name = "direct"
 
     def __init__(self, charm_dir: str, workdir: str | None = None) -> None:
-        self.spec = load_charm_spec(charm_dir)
-        self.charm_type = load_charm_class(self.spec)
+        setup = _charm_setup(charm_dir)
+        self.spec = setup.spec
+        self.charm_type = setup.charm_type
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="jujusim-direct-")
@@ -289,22 +516,19 @@ class DirectRuntime:
         # scratch root with the metadata, never the source tree (as inprocess does).
         self.charm_root = os.path.join(workdir, "charm-root")
         os.makedirs(self.charm_root, exist_ok=True)
-        for name, doc in (
-            ("metadata.yaml", self.spec.meta),
-            ("config.yaml", self.spec.config),
-            ("actions.yaml", self.spec.actions),
-        ):
+        for name, text in setup.files:
             with open(os.path.join(self.charm_root, name), "w", encoding="utf-8") as f:
-                yaml.safe_dump(dict(doc), f)
-        self.meta = ops.CharmMeta(
-            dict(self.spec.meta), dict(self.spec.actions), dict(self.spec.config)
-        )
+                f.write(text)
+        self.meta = setup.meta
         self._endpoints = list(self.spec.peer_endpoints)
         self._saved: dict[str, dict[str, _UnitStore]] = {}
         self._ports: dict[str, dict[str, tuple[str, ...]]] = {}
         self._serial = 0
+        self._contexts: dict[tuple[tuple[str, str], ...], JujuContext] = {}
         _install_hookcmd_dispatch()
         _install_fast_paths()
+        _ENVIRON.acquire()
+        self._environ_release = weakref.finalize(self, _ENVIRON.release)
 
     def forget_unit(self, unit: str) -> None:
         """A removed unit's store and ports go; its number is never reused anyway."""
@@ -337,6 +561,20 @@ class DirectRuntime:
             env.setdefault("JUJU_ACTION_TAG", f"action-{uuid}")
         return env
 
+    def _juju_context(self, env: Mapping[str, str]) -> JujuContext:
+        """The ``JujuContext`` of ``env`` (ops' own), parsed once per distinct environment.
+
+        It is a frozen record of the ``JUJU_*`` variables (parsing one resolves the charm
+        directory on disk: ~65 us); the logical clock (``JUJUSIM_NOW``) is not part of it.
+        """
+        key = tuple(item for item in env.items() if item[0] != "JUJUSIM_NOW")
+        context = self._contexts.get(key)
+        if context is None:
+            if len(self._contexts) >= 4096:
+                self._contexts.clear()
+            context = self._contexts[key] = JujuContext._from_dict(env)
+        return context
+
     def run(self, invocation: HookInvocation, ctx: HookContext) -> HookOutcome:
         """Run one hook or action through ops' dispatch; writes go to ``ctx``."""
         unit = invocation.unit
@@ -368,11 +606,14 @@ class DirectRuntime:
         store: _MemoryStorage,
         fresh: bool,
     ) -> tuple[int, str]:
-        """ops.main for one event, with the process-wide state it touches put back after."""
-        saved_env = {k: os.environ.get(k) for k in (*env, "OPERATOR_DISPATCH")}
-        os.environ.update(env)
+        """ops.main for one event, with the process-wide state it touches put back after.
+
+        The environment is the exception: it holds this hook's variables until the next
+        hook of a direct runtime replaces them, and the process's own come back when the
+        last direct runtime closes (see ``_Environ``).
+        """
+        _ENVIRON.apply(env)
         _current.cwd = self.charm_root
-        os.environ.pop("OPERATOR_DISPATCH", None)
         root = logging.getLogger()
         handlers, level = list(root.handlers), root.level
         excepthook, showwarning = sys.excepthook, warnings.showwarning
@@ -380,9 +621,11 @@ class DirectRuntime:
         _current.session = session
         exit_code, stderr = 0, ""
         manager: _Manager | None = None
+        wrapper: _Wrapper | None = None
         try:
-            juju_context = JujuContext._from_dict(env)
-            manager = _Manager(_wrap(self.charm_type), juju_context, self.meta, store, fresh)
+            juju_context = self._juju_context(env)
+            wrapper = _take_wrapper(self.charm_type)
+            manager = _Manager(wrapper.cls, juju_context, self.meta, store, fresh)
             manager.run()  # type: ignore[no-untyped-call]
         except _main._Abort as e:
             exit_code = e.exit_code
@@ -396,19 +639,26 @@ class DirectRuntime:
         finally:
             if manager is not None:
                 manager.destroy()  # type: ignore[no-untyped-call]
+                _release_dispatch(manager.framework)
+            if wrapper is not None:
+                wrapper.reset()
+                wrapper.busy = False
             _current.session = outer
             root.handlers[:] = handlers
             root.setLevel(level)
             sys.excepthook, warnings.showwarning = excepthook, showwarning
-            for k, v in saved_env.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+            # A new hook process starts with ops' caches empty: this one remembers the
+            # first hook's backend and unit for security-event logging.
+            _ops_log._get_juju_log_and_app_id.cache_clear()
         return exit_code, stderr
 
     def close(self) -> None:
-        """Drop the per-unit stores and the scratch charm root."""
+        """Drop the per-unit stores and the scratch charm root.
+
+        The last direct runtime to close puts the process environment back.
+        """
         self._saved.clear()
+        self._contexts.clear()
+        self._environ_release()
         if self._tmp is not None:
             self._tmp.cleanup()
