@@ -327,6 +327,60 @@ def machine() -> str:
     )
 
 
+OURS = ("charm_coordinator", "charm_coordinator.classic")
+ANCHORS = ("charmhelpers", "rollingops")
+
+
+def goals(rows: list[dict[str, Any]]) -> str:
+    """The issue's goals, checked against the rows (rolling-restart medians; all scenarios
+    for violations), as a Markdown table."""
+    cells = aggregate(rows)
+    base = {(r["impl"], r["units"]): r for r in cells if r["scenario"] == "rolling-restart"}
+    lines = [
+        "| N | rounds (goal <= N+3) | hooks, ours vs charmhelpers (goal <=) | calls/hook, "
+        "ours vs best anchor | largest bag B, ours (goal <= 4096 at N=40) | "
+        "violations, ours (all scenarios) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n in sorted({r["units"] for r in cells}):
+        ours = [base[(i, n)] for i in OURS if (i, n) in base]
+        anchors = [base[(i, n)] for i in ANCHORS if (i, n) in base]
+        viol = sum(r["violations"] for r in cells if r["units"] == n and r["impl"] in OURS)
+        runs = sum(r["seeds"] for r in cells if r["units"] == n and r["impl"] in OURS)
+        if not ours:
+            lines.append(f"| {n} | | | | | {viol} in {runs} runs |")
+            continue
+
+        def span(key: str, group: list[dict[str, Any]] = ours) -> str:
+            values = sorted({str(r[key]) for r in group if r.get(key) is not None})
+            return "/".join(values)
+
+        rounds = max(float(r["rounds"] or 0) for r in ours)
+        ch = base.get(("charmhelpers", n))
+        hooks_ok = ch is not None and all(float(r["hooks"]) <= float(ch["hooks"]) for r in ours)
+        best = min((float(r["tool_calls_per_hook"]) for r in anchors), default=None)
+        lines.append(
+            f"| {n} | {span('rounds')} ({'met' if rounds <= n + 3 else '**not met**'}) "
+            f"| {span('hooks')} vs {ch['hooks'] if ch else '?'} "
+            f"({'met' if hooks_ok else '**not met**'}) "
+            f"| {span('tool_calls_per_hook')} vs {best if best is not None else '?'} "
+            f"| {span('databag_bytes_max')} | {viol} in {runs} runs |"
+        )
+    return "\n".join(lines)
+
+
+def legend(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per scenario in the rows, from the scenario registry."""
+    try:
+        import jujusim.bench_scenarios  # noqa: F401 - registers them
+        from jujusim.scenarios import SCENARIOS as REGISTRY
+    except ImportError:
+        return []
+    names = sorted({r["scenario"] for r in rows}, key=lambda s: _row_key({
+        "scenario": s, "units": 0, "impl": "", "seed": 0}))  # fmt: skip
+    return [f"- `{name}`: {REGISTRY[name].description}" for name in names if name in REGISTRY]
+
+
 def readme_block(
     rows: list[dict[str, Any]], sources: list[dict[str, Any]], command: str, plot_path: str | None
 ) -> str:
@@ -339,7 +393,25 @@ def readme_block(
             f"{src.get('runtime', '?')}, {src.get('wall_s', '?')} s wall; machine: "
             f"{src.get('machine', '?')})"
         )
-    lines += ["", table(rows)]
+    lines += ["", "Scenarios (each after a new `restart-token` for every unit):", ""]
+    lines += legend(rows)
+    lines += [
+        "",
+        "Columns: `seeds` runs per cell (the other figures are medians over them, "
+        "`viol` and `overtakes` are sums); `viol` invariant violations (exclusion, lost "
+        "or unfinished operations, storms, stalls); `overtakes` pairs where a unit asked "
+        "after another's request was committed and still began first (a FIFO queue has "
+        "none); `rounds` causal hook rounds from the trigger to the last restart; `hooks` "
+        "and `tool calls` after the trigger; `bag B` the largest databag; `ms/hook` median "
+        "wall time of a hook here (fork runtime: imports excluded); `done in err` restarts "
+        "finished while the leader was broken.",
+        "",
+        "Goals (ours: charm_coordinator / .classic):",
+        "",
+        goals(rows),
+        "",
+        table(rows),
+    ]
     if plot_path:
         lines += ["", f"![rounds and hook-tool calls per hook against N]({plot_path})"]
     return "\n".join(lines)
