@@ -149,3 +149,35 @@ def test_observer_signatures_bind_like_inspect():
     for _ in range(2):
         with pytest.raises(TypeError):
             bad.bind(object())
+
+
+def test_juju_contexts_are_shared_between_runtimes_with_their_own_charm_dir(tmp_path):
+    from ops.jujucontext import JujuContext
+
+    charm = str(CHARMS / "observer")
+    first = direct.DirectRuntime(charm, str(tmp_path / "one"))
+    second = direct.DirectRuntime(charm, str(tmp_path / "two"))
+    try:
+        for runtime in (first, second, first):
+            env = {
+                "JUJU_UNIT_NAME": "observer/1",
+                "JUJU_MODEL_NAME": "m",
+                "JUJU_MODEL_UUID": "u",
+                "JUJU_VERSION": "3.6.8",
+                "JUJU_CHARM_DIR": runtime.charm_root,
+                "JUJU_HOOK_NAME": "peer-relation-changed",
+                "JUJU_DISPATCH_PATH": "hooks/peer-relation-changed",
+                "JUJU_RELATION": "peer",
+                "JUJU_RELATION_ID": "peer:0",
+                "JUJU_REMOTE_UNIT": "observer/0",
+                "JUJUSIM_NOW": str(len(runtime._contexts)),
+            }
+            for _ in range(2):
+                assert runtime._juju_context(env) == JujuContext._from_dict(env)
+            assert (
+                runtime._juju_context(env).charm_dir
+                == (tmp_path / ("one" if runtime is first else "two") / "charm-root").resolve()
+            )
+    finally:
+        first.close()
+        second.close()
