@@ -100,6 +100,8 @@ class ScheduleResult:
     units_ever: int
     wall_s: float
     error: str = ""
+    cpu_s: float = 0.0
+    """CPU seconds the worker spent on the schedule (``time.process_time``)."""
 
     @property
     def seed(self) -> int:
@@ -153,6 +155,10 @@ class CampaignResult:
     removed_units: int = 0
     added_units: int = 0
     hostile_units: int = 0
+    cpu_s: float = 0.0
+    """CPU seconds the schedules took in the workers (the parent's own not included)."""
+    load_average: tuple[float, float] = (0.0, 0.0)
+    """The machine's 1-minute load average when the campaign started and ended."""
     by_units: dict[int, dict[str, int]] = dataclasses.field(default_factory=dict)
     by_rule: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
 
@@ -180,6 +186,11 @@ class CampaignResult:
             "unit_weights": self.unit_weights,
             "hooks_total": self.hooks_total,
             "hooks_per_s": round(self.hooks_total / self.wall_s, 1) if self.wall_s else 0.0,
+            "cpu_s": round(self.cpu_s, 1),
+            "cpu_ms_per_hook": round(1000 * self.cpu_s / self.hooks_total, 3)
+            if self.hooks_total
+            else 0.0,
+            "load_average": list(self.load_average),
             "databag_bytes_max": self.databag_bytes_max,
             "hooks_per_op_ratio_max": round(self.hooks_per_op_ratio_max, 3),
             "failed_hooks": self.failed_hooks,
@@ -264,6 +275,7 @@ def run_schedule(
 
     spec = faults if isinstance(faults, FaultSpec) else parse_faults(faults)
     started = time.perf_counter()
+    cpu_started = time.process_time()
     try:
         r = run_scenario(
             charm_dir,
@@ -296,6 +308,7 @@ def run_schedule(
             schedule.units,
             time.perf_counter() - started,
             error=repr(e),
+            cpu_s=time.process_time() - cpu_started,
         )
     hostile = getattr(r, "hostile_units", [])
     return ScheduleResult(
@@ -317,6 +330,7 @@ def run_schedule(
         hostile=len(hostile),
         units_ever=len(r.unit_names),
         wall_s=r.wall_s,
+        cpu_s=time.process_time() - cpu_started,
     )
 
 
@@ -397,6 +411,7 @@ def run_campaign(
 ) -> CampaignResult:
     """Run ``schedules`` seeded runs (in ``workers`` processes) and add them up."""
     started = time.perf_counter()
+    load_started = _load_average()
     faults = faults or FaultSpec()
     spec = load_charm_spec(charm_dir)
     options = spec.config.get("options") or {}
@@ -430,7 +445,16 @@ def run_campaign(
             on_schedule(done, result)
     out.failing.sort(key=lambda f: f["index"])
     out.wall_s = time.perf_counter() - started
+    out.load_average = (load_started, _load_average())
     return out
+
+
+def _load_average() -> float:
+    """The 1-minute load average (0.0 where the OS has none): how busy the machine was."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:  # pragma: no cover - not Unix
+        return 0.0
 
 
 def _add(
@@ -447,6 +471,7 @@ def _add(
     out.storms += r.end == "storm"
     out.hooks += r.hooks
     out.hooks_total += r.hooks_total
+    out.cpu_s += r.cpu_s
     out.max_concurrent = max(out.max_concurrent, r.max_concurrent)
     out.rounds_max = max(out.rounds_max, r.rounds)
     out.completed += r.completed

@@ -7,6 +7,7 @@ typed by hand.
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 
 from jujusim.campaign import CampaignResult
@@ -183,6 +184,11 @@ def markdown(result: CampaignResult, *, command: str) -> str:
         f"{result.added_units} added",
         f"- hooks: {result.hooks_total} in all ({result.hooks} after triggers); "
         f"wall {result.wall_s:.1f} s ({data['hooks_per_s']} hooks/s)",
+        f"- CPU in the workers: {result.cpu_s:.0f} s ({data['cpu_ms_per_hook']} ms a hook, "
+        f"{result.cpu_s / max(result.schedules, 1):.3f} s a schedule); load average "
+        f"{result.load_average[0]} at the start, {result.load_average[1]} at the end "
+        f"(on {os.cpu_count()} CPUs; others' work slows the wall time, and the CPU time "
+        "somewhat)",
         f"- machine: {platform.machine()}, Python {platform.python_version()}, "
         f"{datetime.date.today().isoformat()}",
         "",
