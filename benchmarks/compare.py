@@ -59,6 +59,7 @@ COLUMNS = [
     ("completed", "done"),
     ("violations", "viol"),
     ("overtakes", "overtakes"),
+    ("skew_jumps", "skewed unit jumped"),
     ("rounds", "rounds"),
     ("hooks", "hooks"),
     ("hook_tool_calls", "tool calls"),
@@ -94,7 +95,7 @@ class _Timed:
 
 def run_one(impl: str, units: int, scenario: str, runtime: str, seed: int) -> dict[str, Any]:
     """One simulator run; returns its row."""
-    from jujusim.bench_scenarios import LEADER_ERROR_S
+    from jujusim.bench_scenarios import LEADER_ERROR_S, skewed_unit
     from jujusim.runner import make_runtime, run_scenario
 
     with tempfile.TemporaryDirectory(prefix="compare-") as tmp:
@@ -124,6 +125,11 @@ def run_one(impl: str, units: int, scenario: str, runtime: str, seed: int) -> di
         ]
         heal = (min(granted) if granted else result.trigger_time) + LEADER_ERROR_S
     overtaken = overtakes(result.records, result.trigger_time, set(result.removed_units))
+    skewed = (
+        skewed_unit(result.unit_names, result.final_leader)
+        if scenario.startswith("skew-")
+        else None
+    )
     hooks = max(1, data["hooks"])
     return {
         "impl": impl,
@@ -136,6 +142,11 @@ def run_one(impl: str, units: int, scenario: str, runtime: str, seed: int) -> di
         "violation_details": data["violations"][:5],
         "overtakes": len(overtaken),
         "overtake_details": overtaken[:10],
+        "leader": result.final_leader,
+        "skewed_unit": skewed,
+        "skew_jumps": (
+            sum(1 for o in overtaken if o.split(" before ")[0] == skewed) if skewed else None
+        ),
         "rounds": data["rounds"],
         "hooks": data["hooks"],
         "hook_tool_calls": data["hook_tool_calls"],
@@ -215,6 +226,11 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             else f"{done}/{len(group)}",
             "violations": sum(r.get("violations") or 0 for r in group),
             "overtakes": sum(r.get("overtakes") or 0 for r in group),
+            "skew_jumps": (
+                sum(r.get("skew_jumps") or 0 for r in group)
+                if scenario.startswith("skew-")
+                else None
+            ),
             "rounds": median("rounds"),
             "hooks": hooks,
             "hook_tool_calls": calls,
@@ -238,7 +254,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             value = row.get(key)
             if isinstance(value, bool):
                 value = "yes" if value else "**no**"
-            elif key in ("violations", "overtakes") and value:
+            elif key in ("violations", "overtakes", "skew_jumps") and value:
                 value = f"**{value}**"
             cells.append("" if value is None else str(value))
         lines.append("| " + " | ".join(cells) + " |")
@@ -401,7 +417,9 @@ def readme_block(
         "`viol` and `overtakes` are sums); `viol` invariant violations (exclusion, lost "
         "or unfinished operations, storms, stalls); `overtakes` pairs where a unit asked "
         "after another's request was committed and still began first (a FIFO queue has "
-        "none); `rounds` causal hook rounds from the trigger to the last restart; `hooks` "
+        "none); `skewed unit jumped` how many of those have the skewed unit ahead of a "
+        "unit that asked before it (the clock-order failure); `rounds` causal hook rounds "
+        "from the trigger to the last restart; `hooks` "
         "and `tool calls` after the trigger; `bag B` the largest databag; `ms/hook` median "
         "wall time of a hook here (fork runtime: imports excluded); `done in err` restarts "
         "finished while the leader was broken.",
@@ -472,12 +490,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.report:
         sources = []
-        rows = []
-        for path in args.report:
+        by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for path in args.report:  # a later file's run of the same cell and seed wins
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)
             sources.append({k: v for k, v in data.items() if k != "rows"})
-            rows += data["rows"]
+            for row in data["rows"]:
+                key = (row["impl"], row["units"], row["scenario"], row.get("seed", 0))
+                by_key[key] = row
+        rows = list(by_key.values())
     else:
         if not args.json:
             parser.error("--json is required (or --report)")

@@ -15,7 +15,7 @@ from jujusim.context import HookContext, HookInvocation, HookOutcome
 from jujusim.engine import HookRecord, Simulator
 from jujusim.scenarios import Scenario, register
 
-__all__ = ["LEADER_ERROR_S"]
+__all__ = ["LEADER_ERROR_S", "skewed_unit"]
 
 LEADER_ERROR_S = 1800.0
 """How long (logical s) the leader stays broken in ``leader-error`` before it is fixed."""
@@ -202,10 +202,10 @@ def _skewed(seconds: float) -> Callable[[Simulator], list[str]]:
         leader = sim.model.leader
         alive = list(sim.model.alive)
         units = sorted((u for u in alive if u != leader), key=_unit_number)
-        if not units:
+        skewed = skewed_unit(alive, leader)
+        if skewed is None:
             _new_token(sim)
             return alive
-        skewed = units[len(units) // 2]
         sim.clock_skew[skewed] = seconds
         others = [u for u in alive if u != skewed]
         if seconds < 0:
@@ -240,6 +240,12 @@ def _skewed(seconds: float) -> Callable[[Simulator], list[str]]:
 
 def _unit_number(unit: str) -> int:
     return int(unit.rsplit("/", 1)[1])
+
+
+def skewed_unit(alive: list[str], leader: str | None) -> str | None:
+    """The unit whose clock ``skew-behind``/``skew-ahead`` skew: the middle non-leader."""
+    units = sorted((u for u in alive if u != leader), key=_unit_number)
+    return units[len(units) // 2] if units else None
 
 
 register(
