@@ -162,10 +162,8 @@ def _finalize(code: int) -> int:
     except BaseException:
         traceback.print_exc()
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(BaseException):
             stream.flush()
-        except BaseException:
-            pass
     return code & 0xFF
 
 
@@ -179,8 +177,12 @@ def main(argv: list[str]) -> int:
     # pidfd -> (pid, connection) of each running child
     children: dict[int, tuple[int, socket.socket]] = {}
     os.write(1, b"ready\n")
+    parent = os.getppid()
     while True:
-        for key, _ in selector.select():
+        events = selector.select(timeout=1.0)
+        if not events and os.getppid() != parent:
+            return 0  # the runtime's process is gone (killed without close()): so are we
+        for key, _ in events:
             if key.data is None:
                 conn, _ = listener.accept()
                 try:

@@ -9,7 +9,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import compare  # type: ignore[import-not-found]
-
 from jujusim.agent import HookInfo
 from jujusim.bench_scenarios import skewed_unit
 from jujusim.engine import HookRecord
