@@ -273,13 +273,26 @@ def main(argv: list[str] | None = None) -> int:
             ("  of which idle (no write, no operation)", "idle_by_cause"),
         ):
             print(f"  {title}:")
-            for name, value in sorted(
-                _median_counts(rows, key).items(), key=lambda kv: -kv[1]
-            ):
+            for name, value in sorted(_median_counts(rows, key).items(), key=lambda kv: -kv[1]):
                 print(f"    {value:6g}  {name}")
     if args.json:
+        import datetime
+
+        from compare import machine  # type: ignore[import-not-found]
+
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(runs, f, indent=1)
+            json.dump(
+                {
+                    "command": " ".join(["python", "benchmarks/hook_breakdown.py", *sys.argv[1:]]),
+                    "date": datetime.datetime.now(datetime.timezone.utc).strftime(
+                        "%Y-%m-%d %H:%M UTC"
+                    ),
+                    "machine": machine(),
+                    "runs": runs,
+                },
+                f,
+                indent=1,
+            )
     return 0
 
 
