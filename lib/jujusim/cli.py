@@ -209,7 +209,11 @@ def _run(args: argparse.Namespace, faults: Any, config: SimConfig, progress: Any
     if args.json != "-":
         if not args.no_timeline:
             out.write(text_timeline(result, width=args.width) + "\n\n")
-        out.write(summary(result).replace("CHARM_DIR", shlex.quote(args.charm_dir)) + "\n")
+        # the replay line repeats what else shaped the run: zones and config overrides
+        extra = f" --zones {args.zones}" if args.zones != 1 else ""
+        extra += "".join(f" --config {shlex.quote(c)}" for c in args.config or ())
+        text = summary(result).replace("CHARM_DIR", shlex.quote(args.charm_dir))
+        out.write(text + extra + "\n")
     if args.json:
         _write_json(args.json, result.to_json())
     if args.timeline:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
 __all__ = [
+    "HOOK_SECONDS_ENV",
     "ExecRequest",
     "HookContext",
     "HookInvocation",
@@ -25,6 +26,11 @@ __all__ = [
     "HookToolError",
     "Runtime",
 ]
+
+
+HOOK_SECONDS_ENV = "JUJUSIM_HOOK_SECONDS"
+"""The hook's logical length, from its start to its commit, in the hook's environment
+(runtimes that run charm code in-process show it to the charm's clock as it commits)."""
 
 
 class HookToolError(Exception):

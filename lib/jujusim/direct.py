@@ -32,6 +32,7 @@ import pickle
 import sys
 import tempfile
 import threading
+import time
 import traceback
 import warnings
 import weakref
@@ -47,7 +48,7 @@ from ops import log as _ops_log
 from ops import storage as ops_storage
 
 from .charmspec import CharmSpec, charm_stamp, load_charm_spec
-from .context import HookContext, HookInvocation, HookOutcome
+from .context import HOOK_SECONDS_ENV, HookContext, HookInvocation, HookOutcome
 from .hooktools import ToolSession, call_tool
 from .inprocess import load_charm_class
 
@@ -94,6 +95,56 @@ def _dispatcher(original: Callable[..., str]) -> Callable[..., str]:
         return result.stdout
 
     return run
+
+
+class _HookClock:
+    """``time.monotonic`` as a long hook's charm code sees it, in-process.
+
+    Under Juju a hook that lasts five minutes is charm code running for five minutes,
+    so a clock read as the hook commits is five minutes on from one read as it started:
+    that is what a leader's lease check (trap 5 of DESIGN.md) relies on. Here the
+    charm's code runs at the hook's logical start and the engine commits it
+    ``JUJUSIM_HOOK_SECONDS`` later, so while ops commits (``Framework.commit``, where
+    pre-commit handlers write) ``time.monotonic`` is ahead by that much. Before and
+    after a dispatch it is the real clock.
+    """
+
+    def __init__(self) -> None:
+        self.real = time.monotonic
+        self.length = 0.0
+        self.committing = False
+        self.installed = False
+
+    def install(self) -> None:
+        if self.installed:
+            return
+        self.installed = True
+        clock = self
+        commit = ops.Framework.commit
+
+        def monotonic() -> float:
+            return clock.real() + (clock.length if clock.committing else 0.0)
+
+        def framework_commit(framework: ops.Framework) -> None:
+            clock.committing = True
+            try:
+                commit(framework)
+            finally:
+                clock.committing = False
+
+        time.monotonic = monotonic
+        ops.Framework.commit = framework_commit  # type: ignore[method-assign]
+
+    def start(self, length: float) -> None:
+        self.install()
+        self.length = length
+
+    def stop(self) -> None:
+        self.length = 0.0
+        self.committing = False
+
+
+_HOOK_CLOCK = _HookClock()
 
 
 def _install_fast_paths() -> None:
@@ -635,6 +686,7 @@ class DirectRuntime:
         last direct runtime closes (see ``_Environ``).
         """
         _ENVIRON.apply(env)
+        _HOOK_CLOCK.start(float(env.get(HOOK_SECONDS_ENV, "0")))
         _current.cwd = self.charm_root
         root = logging.getLogger()
         handlers, level = list(root.handlers), root.level
@@ -659,6 +711,7 @@ class DirectRuntime:
                 "Uncaught exception while in charm code:", exc_info=(type(e), e, e.__traceback__)
             )
         finally:
+            _HOOK_CLOCK.stop()
             if manager is not None:
                 manager.destroy()  # type: ignore[no-untyped-call]
                 _release_dispatch(manager.framework)

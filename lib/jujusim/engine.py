@@ -24,7 +24,7 @@ from typing import Any
 
 from jujusim.agent import HookInfo, LocalRelation, PendingAction, UnitAgent, next_hook
 from jujusim.charmspec import CharmSpec
-from jujusim.context import HookInvocation, HookOutcome, Runtime
+from jujusim.context import HOOK_SECONDS_ENV, HookInvocation, HookOutcome, Runtime
 from jujusim.faults import FaultSpec
 from jujusim.hookctx import SimHookContext
 from jujusim.journal import JOURNAL_ENV, JournalReader, JournalRecord
@@ -472,6 +472,18 @@ class Simulator:
             env=self._env(unit, hook),
             action_params=hook.action.params if hook.action is not None else {},
         )
+        # The hook's logical length is drawn first: runtimes that can show it to the
+        # charm do (see HOOK_SECONDS_ENV), so that a charm reading a clock as it commits
+        # sees the time a long hook took, as it would under Juju.
+        lo, hi = self.config.hook_duration
+        duration = self.rng.uniform(lo, hi)
+        if self.faults.delay and self._in_window() and self.rng.random() < self.faults.delay:
+            duration += self.rng.uniform(10.0, 120.0)
+        if unit in self._slow and self._in_window():
+            duration += self.rng.uniform(30.0, 300.0)
+        invocation = dataclasses.replace(
+            invocation, env={**invocation.env, HOOK_SECONDS_ENV: repr(duration)}
+        )
         running = self._running[unit]
         if self._concurrent():
             # The hook's code runs on a worker while the engine goes on starting other
@@ -491,12 +503,6 @@ class Simulator:
         else:
             self._drain()  # a runtime swapped mid-run may look at other hooks' records
             self._finish(running, self._execute(invocation, ctx))
-        lo, hi = self.config.hook_duration
-        duration = self.rng.uniform(lo, hi)
-        if self.faults.delay and self._in_window() and self.rng.random() < self.faults.delay:
-            duration += self.rng.uniform(10.0, 120.0)
-        if unit in self._slow and self._in_window():
-            duration += self.rng.uniform(30.0, 300.0)
         self._push(self.now + duration, _COMMIT, unit)
         self._fault_step()
         self._hook_fault_step()

@@ -97,5 +97,6 @@ for _order, _what in (
 
 # The anchor comparison's scenarios (benchmarks/compare.py) register themselves.
 from jujusim import bench_scenarios as _bench_scenarios  # noqa: E402, F401
+
 # The demo charm's policies and operator controls (docs/simulator.md) register themselves.
 from jujusim import policy_scenarios as _policy_scenarios  # noqa: E402, F401

@@ -56,3 +56,42 @@ def test_goal_state_reaches_an_ops_charm_in_process():
     raw = ctx.goal_state()
     state = hookcmds.GoalState._from_dict(json.loads(json.dumps(raw)))
     assert set(state.units) == set(sim.model.alive)
+
+
+def test_a_leader_whose_hook_outlived_its_lease_does_not_overwrite_the_queue():
+    """Seed 1167990245, 7 units over 2 zones, limit 3, 1 per zone, priority (trap 5).
+
+    campaign/1, leader, starts a config-changed that lasts 330 s (a slow unit); it
+    loses leadership, another leader queues and grants campaign/6, and campaign/1 is
+    leader again when its hook commits: its queue, built from a read 330 s old, wiped
+    campaign/6's entry while campaign/6 was restarting, and campaign/0 of the same zone
+    was granted. The library skips such a write (its lease check), but the direct
+    runtime ran the charm's code at the hook's start with the real clock, so no time
+    had passed for it. The runtime now shows the hook's length to the charm's clock
+    as ops commits; without that, this schedule breaks exclusion.
+    """
+    from jujusim.engine import SimConfig
+
+    faults = (
+        "leader-change=0.02,hook-fail=0.03,delay=0.05,remove=1,add=1,persist=1,"
+        "leader-error=240,slow=1,burst=1,fail=leader:*-relation-changed*1,window=300"
+    )
+    result = run_scenario(
+        CHARM,
+        units=7,
+        seed=1167990245,
+        runtime="direct",
+        faults=parse_faults(faults),
+        config=SimConfig(zones=2),
+        charm_config={
+            "clock-skew": 30,
+            "per-zone": 1,
+            "restart-limit": 3,
+            "restart-order": "priority",
+            "shared-limit": 1,
+            "shared-units": "none",
+        },
+    )
+    assert result.leader_changes >= 2
+    assert result.verdict.violations == ()
+    assert result.verdict.completed
