@@ -133,7 +133,7 @@ class _HookClock:
                 clock.committing = False
 
         time.monotonic = monotonic
-        ops.Framework.commit = framework_commit  # type: ignore[method-assign]
+        ops.Framework.commit = framework_commit  # type: ignore[method-assign,assignment]
 
     def start(self, length: float) -> None:
         self.install()
