@@ -539,6 +539,17 @@ def run_all(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, A
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+    def source() -> dict[str, Any]:
+        return {
+            "command": " ".join(["python", "benchmarks/compare.py", *sys.argv[1:]]),
+            "machine": machine(),
+            "date": date,
+            "runtime": args.runtime,
+            "wall_s": round(time.perf_counter() - started),
+            "runs": f"{len(rows)}/{len(jobs)}",
+        }
+
     with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = {
             pool.submit(run_one, i, n, s, args.runtime, seed): (i, n, s, seed)
@@ -561,14 +572,10 @@ def run_all(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, A
             )
             for detail in row.get("violation_details") or []:
                 print(f"         {detail}", file=sys.stderr, flush=True)
-    source = {
-        "command": " ".join(["python", "benchmarks/compare.py", *sys.argv[1:]]),
-        "machine": machine(),
-        "date": date,
-        "runtime": args.runtime,
-        "wall_s": round(time.perf_counter() - started),
-    }
-    return rows, source
+            if args.json:  # after every run: an interrupted run keeps what it did
+                with open(args.json, "w", encoding="utf-8") as f:
+                    json.dump({**source(), "rows": rows}, f, indent=1)
+    return rows, source()
 
 
 if __name__ == "__main__":
