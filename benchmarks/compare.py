@@ -270,21 +270,27 @@ _COLOURS = {
 
 
 def plot(rows: list[dict[str, Any]], path: str) -> None:
-    """Rounds and tool calls per hook against N (rolling-restart), as an SVG."""
+    """Rounds, hooks and tool calls per hook against N (rolling-restart), as an SVG.
+
+    N is to scale on the horizontal axes.
+    """
     base = [r for r in aggregate(rows) if r["scenario"] == "rolling-restart"]
-    panels = [("rounds", "hook rounds"), ("tool_calls_per_hook", "hook-tool calls per hook")]
+    panels = [
+        ("rounds", "hook rounds"),
+        ("hooks", "hooks"),
+        ("tool_calls_per_hook", "hook-tool calls per hook"),
+    ]
     width, height, pad = 420, 300, 50
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width * 2}" height="{height + 40}" '
-        'font-family="sans-serif" font-size="12">'
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width * len(panels)}" '
+        f'height="{height + 40}" font-family="sans-serif" font-size="12">'
     ]
     ns = sorted({r["units"] for r in base}) or [1]
     for i, (key, title) in enumerate(panels):
         x0 = i * width
         ymax = max([float(r[key]) for r in base] + [1.0]) * 1.1
-        xs = {
-            n: x0 + pad + (width - 2 * pad) * (j / max(1, len(ns) - 1)) for j, n in enumerate(ns)
-        }
+        span = max(1, ns[-1] - ns[0])
+        xs = {n: x0 + pad + (width - 2 * pad) * (n - ns[0]) / span for n in ns}
 
         def y(v: float, ymax: float = ymax) -> float:
             return height - pad + 20 - (height - 2 * pad) * v / ymax
@@ -301,7 +307,10 @@ def plot(rows: list[dict[str, Any]], path: str) -> None:
             f'<line x1="{x0 + pad}" y1="{y(0)}" x2="{x0 + pad}" y2="{y(ymax)}" stroke="black"/>'
         )
         for n, x in xs.items():
-            parts.append(f'<text x="{x}" y="{y(0) + 15}" text-anchor="middle">N={n}</text>')
+            parts.append(f'<text x="{x}" y="{y(0) + 15}" text-anchor="middle">{n}</text>')
+        parts.append(
+            f'<text x="{x0 + width - pad + 12}" y="{y(0) + 15}" text-anchor="start">N</text>'
+        )
         for frac in (0.5, 1.0):
             v = ymax / 1.1 * frac
             parts.append(f'<text x="{x0 + pad - 5}" y="{y(v)}" text-anchor="end">{v:.0f}</text>')
@@ -434,7 +443,7 @@ def readme_block(
         table(rows),
     ]
     if plot_path:
-        lines += ["", f"![rounds and hook-tool calls per hook against N]({plot_path})"]
+        lines += ["", f"![rounds, hooks and hook-tool calls per hook against N]({plot_path})"]
     return "\n".join(lines)
 
 
