@@ -27,7 +27,10 @@ when ``JUJUSIM_MACHINE_ROOT`` is set:
    that successive readings increase). Wall time never enters it: timestamps differ
    between hooks by what the model says, not by how fast the simulator runs or how
    loaded the machine is, and a run is the same in the ``process`` and ``fork``
-   runtimes. ``time.monotonic``/``perf_counter`` are left alone.
+   runtimes. ``time.monotonic`` is real, except while ops commits
+   (``Framework.commit``), when it is ahead by the hook's logical length
+   (``JUJUSIM_HOOK_SECONDS``), as in the direct runtime: a lease checked as the hook
+   commits sees the time the hook took. ``perf_counter`` is left alone.
 3. **Sleeps are logical.** ``time.sleep(s)`` advances the process's clock by ``s``. In a
    hook it also sleeps for real (a hook waiting for something outside keeps waiting); in
    a process outside any hook (no ``JUJU_CONTEXT_ID``, e.g. rollingops' worker) it
@@ -65,16 +68,24 @@ def _jujusim_machine():
     import subprocess as _sp
     import time as _time
 
-    real_time, real_sleep = _time.time, _time.sleep
+    real_time, real_sleep, real_monotonic = _time.time, _time.sleep, _time.monotonic
     # base: None (real time), or logical start + skew in epoch seconds. The clock then
     # advances by the logical time slept and by 1 us per reading, never by wall time.
-    state = {"slept": 0.0, "base": None, "background": False, "ticks": 0}
+    # length: the hook's logical length, added to time.monotonic while ops commits.
+    state = {
+        "slept": 0.0, "base": None, "background": False, "ticks": 0,
+        "length": 0.0, "committing": 0,
+    }
 
     def reset():
         # Read the hook's clock from the environment; at start-up, and again in a child
         # forked by the fork runtime's server (jujusim/forkserver.py) once its environment
         # is the hook's.
-        state["slept"], state["ticks"] = 0.0, 0
+        state["slept"], state["ticks"], state["committing"] = 0.0, 0, 0
+        try:
+            state["length"] = float(_os.environ.get("JUJUSIM_HOOK_SECONDS") or 0.0)
+        except ValueError:
+            state["length"] = 0.0
         try:
             now = float(_os.environ["JUJUSIM_NOW"])
             skew = float(_os.environ.get("JUJUSIM_CLOCK_SKEW") or 0.0)
@@ -119,6 +130,47 @@ def _jujusim_machine():
         real_sleep(0 if state["background"] else seconds)
 
     _time.time, _time.time_ns, _time.sleep = fake_time, fake_time_ns, fake_sleep
+
+    def fake_monotonic():
+        return real_monotonic() + (state["length"] if state["committing"] else 0.0)
+
+    _time.monotonic = fake_monotonic
+
+    # As the direct runtime does: charm code runs at the hook's start and the engine
+    # commits it JUJUSIM_HOOK_SECONDS later, so while ops commits (Framework.commit,
+    # where pre-commit handlers write) time.monotonic is ahead by that much. ops is
+    # patched as soon as ops.framework is imported (builtins.__import__ watches for it,
+    # then steps aside).
+    import builtins as _builtins
+    import sys as _sys
+
+    real_import = _builtins.__import__
+
+    def patch_ops():
+        framework = _sys.modules.get("ops.framework")
+        cls = getattr(framework, "Framework", None)
+        if cls is None or getattr(cls, "_jujusim_commit", False):
+            return cls is not None
+        commit = cls.commit
+
+        def framework_commit(self, *a, **kw):
+            state["committing"] += 1
+            try:
+                return commit(self, *a, **kw)
+            finally:
+                state["committing"] -= 1
+
+        cls.commit = framework_commit
+        cls._jujusim_commit = True
+        return True
+
+    def watching_import(name, *a, **kw):
+        module = real_import(name, *a, **kw)
+        if "ops.framework" in _sys.modules and patch_ops():
+            _builtins.__import__ = real_import
+        return module
+
+    _builtins.__import__ = watching_import
     _dt.datetime = datetime
 
     prefixes = ("/usr/bin/juju-exec", "/var/lib/juju/")

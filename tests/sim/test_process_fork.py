@@ -284,3 +284,46 @@ def test_benchmark_charms_run_the_same_in_both_runtimes(
     process = _signature(impl, scenario, units, seed, "process", tmp_path)
     assert forked[0] == process[0]
     assert forked[1] == process[1]
+
+
+_LEASE_CHARM = """#!/usr/bin/env python3
+import atexit, json, os, time
+import ops
+
+
+def note(**record):
+    with open(os.environ["PROBE_OUT"], "a") as f:
+        f.write(json.dumps(record) + "\\n")
+
+
+class LeaseCharm(ops.CharmBase):
+    def __init__(self, framework):
+        super().__init__(framework)
+        self.t0 = time.monotonic()
+        atexit.register(lambda: note(after=time.monotonic() - self.t0))
+        framework.observe(framework.on.pre_commit, self._on_pre_commit)
+
+    def _on_pre_commit(self, _):
+        note(committing=time.monotonic() - self.t0)
+
+
+if __name__ == "__main__":
+    ops.main(LeaseCharm)
+"""
+
+
+def test_a_long_hook_reaches_monotonic_as_ops_commits(tmp_path: Path, probe_out: Path) -> None:
+    """As in the direct runtime: the hook's logical length is on the clock at commit."""
+    charm = tmp_path / "charm-lease"
+    charm.mkdir()
+    (charm / "metadata.yaml").write_text("name: lease\n")
+    _exe(charm / "dispatch", _DISPATCH)
+    _exe(charm / "src" / "charm.py", _LEASE_CHARM)
+    for rt in _both(tmp_path, charm):
+        assert _run(rt, JUJUSIM_HOOK_SECONDS="330.0").exit_code == 0
+    records = [json.loads(line) for line in probe_out.read_text().splitlines()]
+    committing = [r["committing"] for r in records if "committing" in r]
+    after = [r["after"] for r in records if "after" in r]
+    assert len(committing) == len(after) == 2  # process, then fork
+    assert all(330.0 <= c < 340.0 for c in committing)
+    assert all(a < 10.0 for a in after)
