@@ -24,6 +24,7 @@ differs.
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import importlib.machinery
 import json
@@ -558,10 +559,8 @@ class ForkRuntime(ProcessRuntime):
         with self._fork_lock:
             proc, self._proc = self._proc, None
         if proc is not None:
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 self._request({"op": "stop"})
-            except (OSError, ValueError):
-                pass
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
