@@ -52,9 +52,9 @@ logger = logging.getLogger(__name__)
 LEASE_SAFE_SECONDS = _evidence.LEASE_SAFE_SECONDS
 """Juju guarantees leadership for 30 s after is-leader; write app data well inside that."""
 
-_REGISTRY: weakref.WeakKeyDictionary[ops.Framework, dict[str, Coordinator]] = (
-    weakref.WeakKeyDictionary()
-)
+_REGISTRY: weakref.WeakKeyDictionary[
+    ops.Framework, weakref.WeakValueDictionary[str, Coordinator]
+] = weakref.WeakKeyDictionary()
 
 
 class _LockEvent(ops.EventBase):
@@ -258,7 +258,9 @@ class Coordinator(ops.Object):
         self.zone = (
             _zone_from_env() if any(s.per_zone is not None for s in self.specs.values()) else None
         )
-        _REGISTRY.setdefault(self.framework, {})[key] = self
+        # Weak both ways: a Coordinator refers to its framework, so a plain dict here
+        # would keep every dispatch's framework alive in a long-lived process.
+        _REGISTRY.setdefault(self.framework, weakref.WeakValueDictionary())[key] = self
         if self.setup_problem:
             logger.error("coordinator %s: %s", key, self.setup_problem)
             return
@@ -370,13 +372,10 @@ class Coordinator(ops.Object):
         for unit in view.evidence.members():
             view.evidence.read(unit)
         docs = {**view.evidence.docs, self.unit_name: self._my_doc(view)}
-        queued = {(e.unit, e.id) for e in view.app.queue(lock)}
         return tuple(
             unit
             for unit, doc in sorted(docs.items(), key=lambda kv: _unit_key(kv[0]))
-            if doc.record(lock).pending
-            and (unit, doc.record(lock).id) not in queued
-            and view.app.revoked_id(lock, unit) < doc.record(lock).id
+            if protocol.unqueued(view.app, lock, unit, doc.record(lock))
         )
 
     def paused(self, lock: str) -> bool:
@@ -413,15 +412,17 @@ class Coordinator(ops.Object):
             LocalUsageError: ``unit`` has no request in the queue, no peer relation, or
                 malformed queue data.
         """
-        view = self._operate(
-            "force-release", lock, lambda app: protocol.force_release(app, lock, unit)
+
+        def queued(app: AppDoc) -> None:
+            if not any(e.unit == unit for e in app.queue(lock)):
+                who = ", ".join(e.unit for e in app.queue(lock)) or "nobody"
+                raise LocalUsageError(
+                    f"force-release: {unit} has no request in the {lock!r} queue (queued: {who})"
+                )
+
+        self._operate(
+            "force-release", lock, lambda app: protocol.force_release(app, lock, unit), queued
         )
-        if not any(e.unit == unit for e in view.app.queue(lock)):
-            self._operator.pop()
-            queued = ", ".join(e.unit for e in view.app.queue(lock)) or "nobody"
-            raise LocalUsageError(
-                f"force-release: {unit} has no request in the {lock!r} queue (queued: {queued})"
-            )
 
     @property
     def members(self) -> tuple[str, ...]:
@@ -577,8 +578,17 @@ class Coordinator(ops.Object):
                 pending[lock] = [mode.value, priority]
         return pending
 
-    def _operate(self, what: str, lock: str, change: Callable[[AppDoc], AppDoc]) -> _View:
-        """Check that an operator's change can be made here, and queue it for the write."""
+    def _operate(
+        self,
+        what: str,
+        lock: str,
+        change: Callable[[AppDoc], AppDoc],
+        check: Callable[[AppDoc], None] | None = None,
+    ) -> None:
+        """Check that an operator's change can be made here, and queue it for the write.
+
+        ``check`` may refuse it, given the committed queue (raise ``LocalUsageError``).
+        """
         self._spec(lock)
         view = self._load()
         if view is None:
@@ -594,8 +604,9 @@ class Coordinator(ops.Object):
                 f"{what}: the queue data in the application databag is malformed "
                 f"({view.app_problem}); nothing was changed"
             )
+        if check is not None:
+            check(view.app)
         self._operator.append(change)
-        return view
 
     def _track_leadership(self, _: ops.EventBase) -> None:
         """Emit leadership_gained/lost once per dispatch when leadership differs."""
@@ -776,17 +787,16 @@ class Coordinator(ops.Object):
             app = self._revoke_overdue(view, app)
         for change in self._operator:
             app = change(app)
-        self._stored.unqueued = sorted(
-            {
-                unit
-                for unit, d in view.evidence.docs.items()
-                for lock in windowed
-                if unit != self.unit_name
-                and d.record(lock).pending
-                and all(e.unit != unit or e.id < d.record(lock).id for e in app.queue(lock))
-                and app.revoked_id(lock, unit) < d.record(lock).id
-            }
-        )
+        if windowed or self._stored.unqueued:
+            self._stored.unqueued = sorted(
+                {
+                    unit
+                    for unit, d in view.evidence.docs.items()
+                    for lock in windowed
+                    if unit != self.unit_name
+                    and protocol.unqueued(app, lock, unit, d.record(lock))
+                }
+            )
         raw = dump_app_doc(app)
         if raw != view.app_raw:
             view.relation.data[self.model.app][self.key] = raw
@@ -804,6 +814,8 @@ class Coordinator(ops.Object):
         request, or a full scan (update-status) has come.
         """
         hold = set(windowed) if view.own_app_event else set()
+        if not windowed:
+            return hold
         stored: Mapping[str, Any] = self._stored.seen
         seen: dict[str, list[Any]] = {}
         for lock in windowed:

@@ -61,6 +61,7 @@ __all__ = [
     "revoke_overdue",
     "sequence",
     "standing",
+    "unqueued",
 ]
 
 
@@ -281,6 +282,18 @@ def _holds(entry: Entry, ahead: Iterable[Entry], spec: LockSpec) -> tuple[bool, 
     return True, ()
 
 
+def unqueued(app: AppDoc, lock: str, unit: str, rec: LockRecord) -> bool:
+    """Whether ``unit``'s record ``rec`` is a request the leader has yet to queue.
+
+    Pending, not queued (an entry with that id or a later one), and not revoked.
+    """
+    return (
+        rec.pending
+        and not any(e.unit == unit and e.id >= rec.id for e in app.queue(lock))
+        and app.revoked_id(lock, unit) < rec.id
+    )
+
+
 def live_entries(
     queue: Sequence[Entry], lock: str, evidence: Evidence, *, cheap: bool = False
 ) -> Iterable[Entry]:
@@ -475,11 +488,7 @@ def sequence(
         doc = candidates[unit]
         for lock in sorted(doc.locks):
             rec = doc.locks[lock]
-            if lock not in specs or not rec.pending:
-                continue
-            if any(e.unit == unit and e.id >= rec.id for e in app.queue(lock)):
-                continue
-            if app.revoked_id(lock, unit) >= rec.id:
+            if lock not in specs or not unqueued(app, lock, unit, rec):
                 continue
             if evidence.is_dead(lock, Entry(0, unit, rec.id, rec.mode), cheap=True):
                 continue
