@@ -41,6 +41,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
 from build import CHARMS, build  # noqa: E402
 
+from jujusim.context import RuntimeWrapper  # noqa: E402
+
 IMPLS = list(CHARMS)
 SCENARIOS = [
     "rolling-restart",
@@ -71,12 +73,11 @@ COLUMNS = [
 ]
 
 
-class _Timed:
+class _Timed(RuntimeWrapper):
     """Wraps a runtime and times each hook it runs (wall)."""
 
     def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.name = inner.name
+        super().__init__(inner)
         self.walls: list[float] = []
 
     def run(self, invocation: Any, ctx: Any) -> Any:
@@ -86,11 +87,6 @@ class _Timed:
         finally:
             self.walls.append(time.perf_counter() - t0)
 
-    def close(self) -> None:
-        self.inner.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 def run_one(impl: str, units: int, scenario: str, runtime: str, seed: int) -> dict[str, Any]:

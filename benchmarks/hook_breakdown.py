@@ -33,6 +33,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
 from build import CHARMS, build  # noqa: E402
 
+from jujusim.context import RuntimeWrapper  # noqa: E402
+
 
 def _json(text: str | None) -> Any:
     try:
@@ -126,13 +128,12 @@ def classify(
     return ["other"] if dict(old) != new else []
 
 
-class _Recorder:
+class _Recorder(RuntimeWrapper):
     """Wraps a runtime: keeps, per unit and in order, the classes of each hook's writes."""
 
     def __init__(self, inner: Any, impl: str) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.impl = impl
-        self.name = inner.name
         self.writes: dict[str, list[list[tuple[str, str]]]] = collections.defaultdict(list)
 
     def run(self, invocation: Any, ctx: Any) -> Any:
@@ -158,11 +159,6 @@ class _Recorder:
         self.writes[invocation.unit].append(classes)
         return outcome
 
-    def close(self) -> None:
-        self.inner.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 def breakdown(impl: str, units: int, scenario: str, seed: int, runtime: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Callable
 
-from jujusim.context import HookContext, HookInvocation, HookOutcome
+from jujusim.context import HookContext, HookInvocation, HookOutcome, RuntimeWrapper
 from jujusim.engine import HookRecord, Simulator
 from jujusim.scenarios import Scenario, register
 
@@ -53,7 +53,7 @@ def _leader_mid_queue(sim: Simulator) -> list[str]:
     return list(sim.model.alive)
 
 
-class _BrokenUnit:
+class _BrokenUnit(RuntimeWrapper):
     """Wraps a runtime: one unit's hooks fail at once (its charm is broken) for a while.
 
     ``after`` is called after every hook that ran.
@@ -62,8 +62,7 @@ class _BrokenUnit:
     def __init__(self, sim: Simulator, unit: str) -> None:
         self.sim = sim
         self.unit = unit
-        self.inner = sim.runtime
-        self.name = self.inner.name
+        super().__init__(sim.runtime)
         self.since: float | None = None
         self.after: Callable[[HookInvocation], None] | None = None
 
@@ -79,11 +78,6 @@ class _BrokenUnit:
             self.after(invocation)
         return outcome
 
-    def close(self) -> None:
-        self.inner.close()
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
 
 
 def _leader_error(to_other: bool) -> Callable[[Simulator], list[str]]:

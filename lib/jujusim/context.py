@@ -25,6 +25,7 @@ __all__ = [
     "HookOutcome",
     "HookToolError",
     "Runtime",
+    "RuntimeWrapper",
 ]
 
 
@@ -204,3 +205,26 @@ class Runtime(Protocol):
     def close(self) -> None:
         """Release what the runtime holds (servers, temporary directories)."""
         ...
+
+
+class RuntimeWrapper:
+    """A runtime that passes everything to ``inner``: subclass it and override ``run``.
+
+    For scenarios and benchmarks that act around hooks (fail one unit's hooks, time
+    them, record their writes) without a runtime of their own.
+    """
+
+    def __init__(self, inner: Runtime) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def run(self, invocation: HookInvocation, ctx: HookContext) -> HookOutcome:
+        """Run the hook with the wrapped runtime."""
+        return self.inner.run(invocation, ctx)
+
+    def close(self) -> None:
+        """Close the wrapped runtime."""
+        self.inner.close()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)

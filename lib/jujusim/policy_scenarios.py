@@ -13,7 +13,7 @@ import json
 import os
 from typing import Any
 
-from jujusim.context import HookContext, HookInvocation, HookOutcome
+from jujusim.context import HookContext, HookInvocation, HookOutcome, RuntimeWrapper
 from jujusim.engine import HookRecord, Simulator
 from jujusim.model import unit_number
 from jujusim.scenarios import Scenario, register
@@ -90,7 +90,7 @@ def _on_leader(sim: Simulator, action: str, **params: Any) -> None:
         sim.run_action(sim.model.leader, action, params)
 
 
-class _StuckHolder:
+class _StuckHolder(RuntimeWrapper):
     """Wraps a runtime: the first non-leader unit to restart gets stuck holding the lock.
 
     That hook fails (the charm crashes after the restart), and so does every hook of that
@@ -101,8 +101,7 @@ class _StuckHolder:
     def __init__(self, sim: Simulator, *, force: bool = True) -> None:
         self.sim = sim
         self.force = force
-        self.inner = sim.runtime
-        self.name = self.inner.name
+        super().__init__(sim.runtime)
         self.unit: str | None = None
         self.since = 0.0
         self._offset = 0
@@ -139,11 +138,6 @@ class _StuckHolder:
     def _force_release(self) -> None:
         _on_leader(self.sim, "force-release", unit=self.unit)
 
-    def close(self) -> None:
-        self.inner.close()
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
 
 
 def _stuck_holder(sim: Simulator) -> list[str]:
