@@ -175,9 +175,11 @@ class _View:
         "full_scan",
         "leader",
         "leader_checked_at",
+        "my_doc",
         "own_app_event",
         "relation",
         "seen",
+        "standings",
     )
 
     def __init__(self, relation: ops.Relation, evidence: BagEvidence, leader: bool) -> None:
@@ -192,6 +194,8 @@ class _View:
         self.doc_raw = ""
         self.doc_problem: str | None = None
         self.full_scan = False
+        self.my_doc: tuple[tuple[int, bool], UnitDoc] | None = None
+        self.standings: dict[tuple[str, int, bool, int | None], Standing] = {}
         self.own_app_event = False
         """This hook is the leader's relation-changed for its own app-data write."""
         self.seen: set[str] = set()
@@ -255,6 +259,9 @@ class Coordinator(ops.Object):
         self._operator: list[Callable[[AppDoc], AppDoc]] = []
         """This dispatch's pause/resume/force-release calls (leader only)."""
         self._leadership_checked = False
+        self._stamp: str | None = None
+        self._committing = False
+        """Set in the pre-commit step, where ``handed`` changes: cached standings expire."""
         self.zone = (
             _zone_from_env() if any(s.per_zone is not None for s in self.specs.values()) else None
         )
@@ -265,29 +272,20 @@ class Coordinator(ops.Object):
             logger.error("coordinator %s: %s", key, self.setup_problem)
             return
         assert self.relation_name is not None
-        rel = charm.on[self.relation_name]
-        for source in (
-            rel.relation_joined,
-            rel.relation_changed,
-            rel.relation_departed,
-            charm.on.leader_elected,
-            charm.on.leader_settings_changed,
-            charm.on.config_changed,
-            charm.on.start,
-            charm.on.upgrade_charm,
-            charm.on.update_status,
-        ):
-            self.framework.observe(source, self._track_leadership)
-        for source in (
-            rel.relation_created,
-            rel.relation_joined,
-            rel.relation_changed,
-            rel.relation_departed,
-            charm.on.leader_elected,
-            charm.on.upgrade_charm,
-            charm.on.update_status,
-        ):
-            self.framework.observe(source, self._on_event)
+        rel = self.relation_name.replace("-", "_") + "_relation_"
+        tracked = ("leader_settings_changed", "config_changed", "start")
+        acted = ("created", "joined", "changed", "departed")
+        scanned = ("leader_elected", "upgrade_charm", "update_status")
+        # Only this dispatch's Juju event can reach these handlers (they never defer), so
+        # observing just that one spares ~15 observe() calls per hook; all of them when
+        # the event is unknown (a unit test emitting events by hand).
+        now = _dispatched_event()
+        for name in (*tracked, *(rel + a for a in acted[1:]), *scanned):
+            if now is None or name == now:
+                self.framework.observe(getattr(charm.on, name), self._track_leadership)
+        for name in (*(rel + a for a in acted), *scanned):
+            if now is None or name == now:
+                self.framework.observe(getattr(charm.on, name), self._on_event)
         self.framework.observe(self.framework.on.pre_commit, self._on_pre_commit)
 
     # -- public API ---------------------------------------------------------------------
@@ -332,10 +330,15 @@ class Coordinator(ops.Object):
             return Standing(lock, State.REQUESTED if pending else State.IDLE)
         doc = self._my_doc(view)
         rid = doc.record(lock).id
+        key = (lock, len(self._intents), self._committing, self._delivered.get(lock))
+        cached = view.standings.get(key)
+        if cached is not None:
+            return cached
         started = rid in (self._stored.handed.get(lock), self._delivered.get(lock))
-        return protocol.standing(
+        view.standings[key] = s = protocol.standing(
             view.app, self.unit_name, doc, spec, view.evidence, started=started
         )
+        return s
 
     def queue(self, lock: str) -> tuple[QueuedRequest, ...]:
         """The committed queue for ``lock`` without dead entries, oldest first."""
@@ -540,7 +543,18 @@ class Coordinator(ops.Object):
             raise UnknownLockError(lock, tuple(self.specs)) from None
 
     def _my_doc(self, view: _View) -> UnitDoc:
-        """Own doc with this dispatch's intents applied (ops reads own bag locally)."""
+        """Own doc with this dispatch's intents applied (ops reads own bag locally).
+
+        Kept until the next intent or the pre-commit step (charms ask in every hook).
+        """
+        key = (len(self._intents), self._committing)
+        if view.my_doc is not None and view.my_doc[0] == key:
+            return view.my_doc[1]
+        doc = self._apply_intents(view)
+        view.my_doc = (key, doc)
+        return doc
+
+    def _apply_intents(self, view: _View) -> UnitDoc:
         doc = view.doc
         for lock, (mode, priority) in self._stored_pending().items():
             if lock in self.specs:
@@ -619,8 +633,10 @@ class Coordinator(ops.Object):
             (self.on.leadership_gained if now else self.on.leadership_lost).emit()
 
     def _now(self) -> str:
-        stamp = datetime.datetime.fromtimestamp(self._clock(), datetime.timezone.utc)
-        return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if self._stamp is None:  # once per dispatch: it is informational only
+            stamp = datetime.datetime.fromtimestamp(self._clock(), datetime.timezone.utc)
+            self._stamp = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return self._stamp
 
     def _goal_state_units(self) -> set[str] | None:
         """Unit names in goal-state, or None if Juju cannot tell us."""
@@ -727,6 +743,7 @@ class Coordinator(ops.Object):
         self._stored.pending = {}
 
     def _on_pre_commit(self, _: ops.EventBase) -> None:
+        self._committing = True
         view = self._load()
         if view is None:
             self._stored.pending = self._pending_without_relation()
@@ -866,6 +883,17 @@ def _peer_relation_name(meta: ops.CharmMeta, wanted: str | None) -> tuple[str | 
     if not peers:
         return None, "metadata.yaml declares no peer relation; add one under 'peers:'"
     return peers[0], ""
+
+
+def _dispatched_event() -> str | None:
+    """The Juju event this dispatch is for, as ops names it (``db_relation_changed``).
+
+    ``""`` for an action or a workload event; None when Juju did not say.
+    """
+    path = os.environ.get("JUJU_DISPATCH_PATH")
+    if path is None:
+        return None
+    return path[len("hooks/") :].replace("-", "_") if path.startswith("hooks/") else ""
 
 
 def _zone_from_env() -> str | None:
