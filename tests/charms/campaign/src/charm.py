@@ -50,22 +50,21 @@ class CampaignCharm(ops.CharmBase):
 
     def __init__(self, framework: ops.Framework) -> None:
         super().__init__(framework)
-        self._stored.set_default(applied_token="")
-        self.limit = max(1, int(self.config.get("restart-limit", 1)))
-        shared_limit = int(self.config.get("shared-limit", 0))
+        config = dict(self.config)  # one copy: every hook reads all of it
+        self.token = str(config.get("restart-token", ""))
+        self.limit = max(1, int(config.get("restart-limit", 1)))
+        shared_limit = int(config.get("shared-limit", 0))
         self.shared_limit = shared_limit if shared_limit > 0 else None
         self.mode = (
-            "shared"
-            if _shared(self.unit.name, str(self.config.get("shared-units")))
-            else "exclusive"
+            "shared" if _shared(self.unit.name, str(config.get("shared-units"))) else "exclusive"
         )
-        offset = _skew(self.unit.name, float(self.config.get("clock-skew", 0.0)))
-        self.per_zone = max(0, int(self.config.get("per-zone", 0)))
+        offset = _skew(self.unit.name, float(config.get("clock-skew", 0.0)))
+        self.per_zone = max(0, int(config.get("per-zone", 0)))
         spec = LockSpec(
             RESTART,
             limit=self.limit,
             shared_limit=self.shared_limit,
-            order=str(self.config.get("restart-order", "fifo")),
+            order=str(config.get("restart-order", "fifo")),
             per_zone=self.per_zone or None,
         )
         self.priority = int(hashlib.sha256(self.unit.name.encode()).hexdigest()[:4], 16) % 10
@@ -73,6 +72,12 @@ class CampaignCharm(ops.CharmBase):
         framework.observe(self.on.config_changed, self._on_config_changed)
         framework.observe(self.coordinator.on.lock_granted, self._on_lock_granted)
         framework.observe(self.on.collect_unit_status, self._on_collect_status)
+
+    @property
+    def _applied(self) -> str:
+        """The token of the last restart (stored state is read only by hooks that need it)."""
+        self._stored.set_default(applied_token="")
+        return str(self._stored.applied_token)
 
     def _journal(self, event: str, **fields: object) -> None:
         path = os.environ.get("JUJUSIM_JOURNAL")
@@ -92,11 +97,8 @@ class CampaignCharm(ops.CharmBase):
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
-    def _wanted(self) -> str:
-        return str(self.config.get("restart-token", ""))
-
     def _on_config_changed(self, _: ops.ConfigChangedEvent) -> None:
-        if self._wanted() != self._stored.applied_token:
+        if self.token != self._applied:
             if not self.coordinator.requested(RESTART):
                 self._journal("request")
             self.coordinator.acquire(
@@ -109,7 +111,8 @@ class CampaignCharm(ops.CharmBase):
         self._journal("granted")
         self._journal("begin", op="restart")
         self._journal("end", op="restart")
-        self._stored.applied_token = self._wanted()
+        self._stored.set_default(applied_token="")
+        self._stored.applied_token = self.token
         self._journal("release")
 
     def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
