@@ -49,9 +49,11 @@ SCENARIOS = [
     "leader-mid-queue",
     "leader-error",
     "leader-error-queued",
+    "leader-error-late",
     "holder-removed",
     "skew-behind",
     "skew-ahead",
+    "skew-ahead-1m",
 ]
 COLUMNS = [
     ("impl", "impl"),
@@ -62,6 +64,7 @@ COLUMNS = [
     ("violations", "viol"),
     ("overtakes", "overtakes"),
     ("skew_jumps", "skewed unit jumped"),
+    ("seen_jumps", "jumped a seen request"),
     ("rounds", "rounds"),
     ("hooks", "hooks"),
     ("hook_tool_calls", "tool calls"),
@@ -120,7 +123,13 @@ def run_one(impl: str, units: int, scenario: str, runtime: str, seed: int) -> di
             )
         ]
         heal = (min(granted) if granted else result.trigger_time) + LEADER_ERROR_S
+        if scenario == "leader-error-late":
+            # broken from a moment the scenario picks as it watches: take the first hook
+            # that failed because of it (a little late, so a little generous)
+            failed = [r.start for r in result.records if "leader-error scenario" in r.error]
+            heal = min(failed) + LEADER_ERROR_S if failed else None
     overtaken = overtakes(result.records, result.trigger_time, set(result.removed_units))
+    jumped = seen_jumps(result.records, result.trigger_time, set(result.removed_units))
     skewed = (
         skewed_unit(result.unit_names, result.final_leader)
         if scenario.startswith("skew-")
@@ -138,6 +147,8 @@ def run_one(impl: str, units: int, scenario: str, runtime: str, seed: int) -> di
         "violation_details": data["violations"][:5],
         "overtakes": len(overtaken),
         "overtake_details": overtaken[:10],
+        "seen_jumps": len(jumped),
+        "seen_jump_details": jumped[:10],
         "leader": result.final_leader,
         "skewed_unit": skewed,
         "skew_jumps": (
@@ -189,6 +200,44 @@ def overtakes(records: list[Any], since: float, removed: set[str]) -> list[str]:
     return out
 
 
+def seen_jumps(records: list[Any], since: float, removed: set[str]) -> list[str]:
+    """Queue order against what the coordinator knew, measured: pairs where B asked after
+    the leader had read A's request and yet B began its operation first.
+
+    "Read" is a fact of the run, not of any library: the unit leading at the time ran a
+    hook about A (and it committed) after A's request was committed, or A asked in a
+    hook of its own as leader. A queue the leader orders as it learns of requests has
+    none, whatever the clocks say; one ordered by the requesters' clocks has some when
+    a late asker's clock is behind. Units removed during the run are left out.
+    """
+    asked: dict[str, tuple[float, float]] = {}
+    began: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    for rec in records:
+        if rec.start < since:
+            continue
+        for line in rec.journal:
+            if line.unit in removed:
+                continue
+            if line.event == "request" and rec.ok and line.unit not in asked:
+                asked[line.unit] = (rec.start, rec.end)
+                if rec.leader and line.unit == rec.unit:
+                    seen[line.unit] = rec.end
+            elif line.event == "begin" and line.unit not in began:
+                began[line.unit] = rec.start
+    for rec in records:
+        remote = rec.hook.remote_unit
+        if rec.leader and rec.ok and remote in asked and rec.start >= asked[remote][1]:
+            seen[remote] = min(seen.get(remote, rec.end), rec.end)
+    never = float("inf")
+    out = []
+    for a in sorted(seen):
+        for b, (b_start, _) in sorted(asked.items()):
+            if a != b and seen[a] < b_start and began.get(b, never) < began.get(a, never):
+                out.append(f"{b} before {a}")
+    return out
+
+
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per implementation, N and scenario: medians over seeds, sums of failures."""
     cells: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
@@ -222,6 +271,11 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             else f"{done}/{len(group)}",
             "violations": sum(r.get("violations") or 0 for r in group),
             "overtakes": sum(r.get("overtakes") or 0 for r in group),
+            "seen_jumps": (
+                sum(r.get("seen_jumps") or 0 for r in group)
+                if all("seen_jumps" in r for r in group)
+                else None
+            ),
             "skew_jumps": (
                 sum(r.get("skew_jumps") or 0 for r in group)
                 if scenario.startswith("skew-")
@@ -250,7 +304,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             value = row.get(key)
             if isinstance(value, bool):
                 value = "yes" if value else "**no**"
-            elif key in ("violations", "overtakes", "skew_jumps") and value:
+            elif key in ("violations", "overtakes", "skew_jumps", "seen_jumps") and value:
                 value = f"**{value}**"
             cells.append("" if value is None else str(value))
         lines.append("| " + " | ".join(cells) + " |")
@@ -425,7 +479,10 @@ def readme_block(
         "none); `skewed unit jumped` how many of those have the skewed unit ahead of a "
         "unit that asked before it (in the anchors, the clock-order failure; ours reads no "
         "clock, but its leader queues a request only in a hook about the requester, so a "
-        "late unit can be queued ahead of requests the leader has not read yet); `rounds` "
+        "late unit can be queued ahead of requests the leader has not read yet); `jumped a "
+        "seen request` the overtakes where the leader had already read the overtaken "
+        "request when the other unit asked (the queue's order against what the "
+        "coordinator knew; empty for runs recorded before this column); `rounds` "
         "causal hook rounds "
         "from the trigger to the last restart; `hooks` "
         "and `tool calls` after the trigger; `bag B` the largest databag; `ms/hook` median "

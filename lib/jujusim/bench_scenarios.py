@@ -109,6 +109,44 @@ def _leader_error(to_other: bool) -> Callable[[Simulator], list[str]]:
     return trigger
 
 
+def _leader_error_late(sim: Simulator) -> list[str]:
+    """Every hook of the leader fails for 30 min once it has done its part of the rollout.
+
+    That is: it has restarted, and since each other unit logged its request, it has run
+    a hook about that unit (so it has read every request). What is left of the rollout
+    is hand-offs between the other units; a library that needs the leader for each grant
+    stalls until the leader is fixed.
+    """
+    leader = sim.model.leader
+    _new_token(sim)
+    if leader is None:
+        return list(sim.model.alive)
+    broken = _BrokenUnit(sim, leader)
+    sim.runtime = broken
+    others = {u for u in sim.model.alive if u != leader}
+    asked: dict[str, float] = {}
+    read: set[str] = set()
+    restarted: list[bool] = []
+
+    def watch(rec: HookRecord) -> None:
+        if broken.since is not None:
+            return
+        if rec.ok:
+            for line in rec.journal:
+                if line.event == "request" and line.unit in others:
+                    asked.setdefault(line.unit, rec.end)
+                elif line.event == "end" and line.unit == leader:
+                    restarted.append(True)
+        remote = rec.hook.remote_unit
+        if rec.unit == leader and rec.ok and remote in asked and rec.start >= asked[remote]:
+            read.add(remote)
+        if restarted and read >= {u for u in others if u in sim.model.alive}:
+            broken.since = sim.now
+
+    sim.watch(watch)
+    return list(sim.model.alive)
+
+
 def _holder_removed(sim: Simulator) -> list[str]:
     """The first non-leader unit to begin its restart is removed while it holds the lock.
 
@@ -269,6 +307,15 @@ register(
 )
 register(
     Scenario(
+        "leader-error-late",
+        "rolling-restart; once the leader has restarted and has read every other unit's "
+        "request, every hook of the leader fails (its charm is broken) until it is fixed "
+        f"{LEADER_ERROR_S:.0f} s later",
+        _leader_error_late,
+    )
+)
+register(
+    Scenario(
         "holder-removed",
         "rolling-restart; the first non-leader unit to begin its restart is removed "
         "(juju remove-unit) while it holds the lock",
@@ -291,5 +338,13 @@ register(
         "units numbered after it are down until it begins its restart, so they ask while "
         "it restarts (process and fork runtimes)",
         _skewed(5.0),
+    )
+)
+register(
+    Scenario(
+        "skew-ahead-1m",
+        "as skew-ahead, with the clock 60 s ahead: more than the 10 s a grant can wait "
+        "for a leader's background worker (process and fork runtimes)",
+        _skewed(60.0),
     )
 )

@@ -35,6 +35,48 @@ def test_overtakes_count_pairs_served_against_commit_order() -> None:
     assert compare.overtakes(records, 0.0, {"a/1"}) == ["a/3 before a/2"]
 
 
+def _about(index: int, leader: str, remote: str, start: float, ok: bool = True) -> HookRecord:
+    """A hook of the leader about ``remote`` (a relation-changed that reads its bag)."""
+    return HookRecord(
+        index,
+        leader,
+        HookInfo("relation-changed", remote_unit=remote),
+        start,
+        start + 0.5,
+        ok=ok,
+        leader=True,
+    )
+
+
+def test_seen_jumps_count_only_requests_the_leader_had_read() -> None:
+    records = [
+        _rec(0, "a/1", 1.0, 2.0, "request"),
+        _rec(1, "a/2", 1.5, 2.5, "request"),
+        _about(2, "a/0", "a/1", 3.0),  # the leader reads a/1's request, not a/2's
+        _about(3, "a/0", "a/2", 3.0, ok=False),  # a failed hook read nothing that lasts
+        _rec(4, "a/3", 5.0, 6.0, "request"),  # asks after a/1 was read
+        _rec(5, "a/3", 7.0, 8.0, "begin", "end"),
+        _rec(6, "a/2", 9.0, 10.0, "begin", "end"),
+        _rec(7, "a/1", 11.0, 12.0, "begin", "end"),
+    ]
+    # a/3 overtook both, but only a/1's request was known to the leader when a/3 asked
+    assert compare.overtakes(records, 0.0, set()) == ["a/3 before a/1", "a/3 before a/2"]
+    assert compare.seen_jumps(records, 0.0, set()) == ["a/3 before a/1"]
+    assert compare.seen_jumps(records, 0.0, {"a/3"}) == []
+
+
+def test_a_leaders_own_request_counts_as_seen_when_committed() -> None:
+    own = _rec(0, "a/0", 1.0, 2.0, "request")
+    own.leader = True
+    records = [
+        own,
+        _rec(1, "a/1", 3.0, 4.0, "request"),
+        _rec(2, "a/1", 5.0, 6.0, "begin", "end"),
+        _rec(3, "a/0", 7.0, 8.0, "begin", "end"),
+    ]
+    assert compare.seen_jumps(records, 0.0, set()) == ["a/1 before a/0"]
+
+
 def test_skewed_unit_is_the_middle_non_leader_by_number() -> None:
     units = [f"app/{n}" for n in (0, 1, 2, 10, 11)]
     assert skewed_unit(units, "app/1") == "app/10"
