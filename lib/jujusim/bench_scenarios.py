@@ -219,7 +219,7 @@ def _paused(sim: Simulator, units: list[str]) -> Callable[[str], None]:
     return release
 
 
-def _skewed(seconds: float) -> Callable[[Simulator], list[str]]:
+def _skewed(seconds: float, operation_seconds: float = 0.0) -> Callable[[Simulator], list[str]]:
     def trigger(sim: Simulator) -> list[str]:
         """One non-leader unit's machine clock is off by ``seconds``.
 
@@ -228,9 +228,10 @@ def _skewed(seconds: float) -> Callable[[Simulator], list[str]]:
         its request and half of them have finished their restarts, so it asks long after
         the others, while some still queue: a queue ordered by the requesters' clocks
         puts it first. Ahead: the agents of
-        the non-leader units numbered after it are down until it begins its restart,
-        so they ask while it restarts, and the next grants are made while the time of
-        its completion, read on its clock, is still in the future.
+        the non-leader units numbered after it are down until it begins its restart
+        (with ``operation_seconds``: until 15 s after it finished its restart), so
+        they ask while a holder restarts and the time of the skewed unit's completion,
+        read on its clock, is still in the future.
         """
         leader = sim.model.leader
         alive = list(sim.model.alive)
@@ -240,6 +241,7 @@ def _skewed(seconds: float) -> Callable[[Simulator], list[str]]:
             _new_token(sim)
             return alive
         sim.clock_skew[skewed] = seconds
+        sim.operation_seconds = operation_seconds
         others = [u for u in alive if u != skewed]
         if seconds < 0:
             resume = _paused(sim, [skewed])
@@ -259,10 +261,19 @@ def _skewed(seconds: float) -> Callable[[Simulator], list[str]]:
             resume = _paused(sim, later)
             _new_token(sim)
 
+            def resume_all() -> None:
+                for unit in later:
+                    resume(unit)
+
             def watch(rec: HookRecord) -> None:
-                if any(x.unit == skewed and x.event == "begin" for x in rec.journal):
-                    for unit in later:
-                        resume(unit)
+                # They ask while the skewed unit restarts or, when restarts take time,
+                # 15 s after it finished: while the unit after it restarts, and the
+                # skewed unit's completion time still lies ahead of the leader's clock.
+                if not operation_seconds:
+                    if any(x.unit == skewed and x.event == "begin" for x in rec.journal):
+                        resume_all()
+                elif any(x.unit == skewed and x.event == "end" for x in rec.journal):
+                    sim.call_at(sim.now + 15.0, resume_all)
 
             sim.watch(watch)
         return alive
@@ -343,8 +354,9 @@ register(
 register(
     Scenario(
         "skew-ahead-1m",
-        "as skew-ahead, with the clock 60 s ahead: more than the 10 s a grant can wait "
-        "for a leader's background worker (process and fork runtimes)",
-        _skewed(60.0),
+        "as skew-ahead, with the clock 60 s ahead (more than the 10 s a grant can wait "
+        "for a leader's background worker) and restarts that take 30 s; the later units "
+        "ask 15 s after the skewed unit's restart ended (process and fork runtimes)",
+        _skewed(60.0, operation_seconds=30.0),
     )
 )

@@ -135,6 +135,10 @@ class Simulator:
         self._calls: dict[str, Callable[[], None]] = {}
         self.clock_skew: dict[str, float] = {}
         """Seconds each unit's machine clock is off (the process runtime applies it)."""
+        self.operation_seconds = 0.0
+        """Logical seconds a workload operation takes: a hook that logs ``begin`` lasts
+        this much longer (0: operations take no time of their own). Hooks then run one
+        at a time, since a hook's length is known only once it has run."""
         self.execs = 0
         self._execs: dict[str, tuple[str, PendingAction]] = {}
         self._on_hook = on_hook
@@ -503,6 +507,8 @@ class Simulator:
         else:
             self._drain()  # a runtime swapped mid-run may look at other hooks' records
             self._finish(running, self._execute(invocation, ctx))
+            if self.operation_seconds and any(x.event == "begin" for x in record.journal):
+                duration += self.operation_seconds
         self._push(self.now + duration, _COMMIT, unit)
         self._fault_step()
         self._hook_fault_step()
@@ -513,7 +519,7 @@ class Simulator:
         A class attribute, not ``getattr`` on the object: a wrapper that delegates
         attributes (bench scenarios swap runtimes) has not promised thread safety.
         """
-        if not getattr(type(self.runtime), "concurrent", False):
+        if not getattr(type(self.runtime), "concurrent", False) or self.operation_seconds:
             return False
         if self._workers is None:
             self._workers = max(1, self.config.workers or os.cpu_count() or 1)
