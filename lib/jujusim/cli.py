@@ -79,7 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one scenario and print its timeline")
     common(run)
     run.add_argument("--units", type=int, required=True, help="number of units")
-    run.add_argument("--runtime", choices=("process", "inprocess", "direct"), default="process")
+    run.add_argument(
+        "--runtime", choices=("process", "fork", "inprocess", "direct"), default="process"
+    )
     run.add_argument("--timeline", metavar="FILE.svg", help="write a swimlane SVG")
     run.add_argument("--no-timeline", action="store_true", help="print only the summary")
     run.add_argument("--width", type=int, default=72, help="columns of the text timeline")

@@ -6,7 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
-from simkit import CHARMS
+from simkit import CHARMS, ROOT
 
 from jujusim.cli import main
 
@@ -111,3 +111,13 @@ def test_ordered_charm_survives_faults(tmp_path, spec):
     data = json.loads(out.read_text())
     assert rc == 0, data["violations"]
     assert data["completed"] and data["violations"] == []
+
+
+def test_run_accepts_the_fork_runtime(tmp_path):
+    out = tmp_path / "f.json"
+    rc = run_cli(
+        "run", ROOT, "--units", 2, "--runtime", "fork", "--json", out,
+    )
+    data = json.loads(out.read_text())
+    assert rc == 0 and data["runtime"] == "fork" and data["completed"] is True
+    assert data["operations"] == 2 and data["violations"] == []
