@@ -444,6 +444,33 @@ def goals(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def failures(rows: list[dict[str, Any]]) -> str:
+    """The anchors' known failures, as measured: one line per scenario and N that shows
+    one, a column per implementation (sums over seeds; rounds and hooks are medians)."""
+    cells = {(r["impl"], r["units"], r["scenario"]): r for r in aggregate(rows)}
+    impls = [i for i in IMPLS if any(k[0] == i for k in cells)]
+    probes = [
+        ("skew-behind", "requests overtaken after the leader had read them",
+         lambda r: r.get("seen_jumps")),
+        ("leader-error-late", "restarts done before the broken leader was fixed",
+         lambda r: None if r.get("done_while_leader_error") is None
+         else f"{r['done_while_leader_error']} of {r['units']}"),
+        ("skew-ahead-1m", "violations; rounds; hooks",
+         lambda r: f"{r['violations']}; {r['rounds']}; {r['hooks']}"),
+    ]  # fmt: skip
+    lines = [
+        "| scenario | N | measure | " + " | ".join(impls) + " |",
+        "|---|---|---|" + "---|" * len(impls),
+    ]
+    for scenario, what, value in probes:
+        for n in sorted({k[1] for k in cells if k[2] == scenario}):
+            got = [cells.get((i, n, scenario)) for i in impls]
+            shown = ["" if c is None or value(c) is None else str(value(c)) for c in got]
+            if any(shown):
+                lines.append(f"| {scenario} | {n} | {what} | " + " | ".join(shown) + " |")
+    return "\n".join(lines)
+
+
 def legend(rows: list[dict[str, Any]]) -> list[str]:
     """One line per scenario in the rows, from the scenario registry."""
     try:
@@ -487,11 +514,15 @@ def readme_block(
         "from the trigger to the last restart; `hooks` "
         "and `tool calls` after the trigger; `bag B` the largest databag; `ms/hook` median "
         "wall time of a hook here (fork runtime: imports excluded); `done in err` restarts "
-        "finished while the leader was broken.",
+        "finished before the broken leader was fixed (out of N).",
         "",
         "Goals (ours: charm_coordinator / .classic):",
         "",
         goals(rows),
+        "",
+        "The anchors' known failures, measured (blank: not run, or run before the column):",
+        "",
+        failures(rows),
         "",
         table(rows),
     ]
