@@ -41,6 +41,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
 from build import CHARMS, build  # noqa: E402
 
+from jujusim.bench_scenarios import read_by_leader  # noqa: E402
 from jujusim.context import RuntimeWrapper  # noqa: E402
 
 IMPLS = list(CHARMS)
@@ -109,7 +110,12 @@ def run_one(impl: str, units: int, scenario: str, runtime: str, seed: int) -> di
     data = result.to_json()
     ended = [o for o in result.verdict.operations if o.end is not None]
     heal = None
-    if scenario.startswith("leader-error"):
+    if scenario == "leader-error-late":
+        # broken from a moment the scenario picks as it watches: take the first hook
+        # that failed because of it (a little late, so a little generous)
+        failed = [r.start for r in result.records if "leader-error scenario" in r.error]
+        heal = min(failed) + LEADER_ERROR_S if failed else None
+    elif scenario.startswith("leader-error"):
         # as the scenario does: broken from the commit of the first hook that logged a
         # grant (to a unit other than the leader, for leader-error-queued)
         leader = result.final_leader
@@ -123,11 +129,6 @@ def run_one(impl: str, units: int, scenario: str, runtime: str, seed: int) -> di
             )
         ]
         heal = (min(granted) if granted else result.trigger_time) + LEADER_ERROR_S
-        if scenario == "leader-error-late":
-            # broken from a moment the scenario picks as it watches: take the first hook
-            # that failed because of it (a little late, so a little generous)
-            failed = [r.start for r in result.records if "leader-error scenario" in r.error]
-            heal = min(failed) + LEADER_ERROR_S if failed else None
     overtaken = overtakes(result.records, result.trigger_time, set(result.removed_units))
     jumped = seen_jumps(result.records, result.trigger_time, set(result.removed_units))
     skewed = (
@@ -172,15 +173,15 @@ def run_one(impl: str, units: int, scenario: str, runtime: str, seed: int) -> di
     }
 
 
-def overtakes(records: list[Any], since: float, removed: set[str]) -> list[str]:
-    """Queue order, measured: pairs where B asked after A's request was committed (B's
-    requesting hook started after A's ended) and yet B began its operation first.
-
-    A FIFO queue has none; a queue ordered by the requesters' clocks has some when a
-    clock is behind. Units removed during the run are left out.
-    """
+def _requests_and_begins(
+    records: list[Any], since: float, removed: set[str]
+) -> tuple[dict[str, tuple[float, float]], dict[str, float], set[str]]:
+    """Per unit after ``since``: its first committed request's hook (start, end), its
+    first ``begin`` (hook start), and the units that asked in a hook of their own as
+    leader. Units in ``removed`` are left out."""
     asked: dict[str, tuple[float, float]] = {}
     began: dict[str, float] = {}
+    own: set[str] = set()
     for rec in records:
         if rec.start < since:
             continue
@@ -189,8 +190,21 @@ def overtakes(records: list[Any], since: float, removed: set[str]) -> list[str]:
                 continue
             if line.event == "request" and rec.ok and line.unit not in asked:
                 asked[line.unit] = (rec.start, rec.end)
+                if rec.leader and line.unit == rec.unit:
+                    own.add(line.unit)
             elif line.event == "begin" and line.unit not in began:
                 began[line.unit] = rec.start
+    return asked, began, own
+
+
+def overtakes(records: list[Any], since: float, removed: set[str]) -> list[str]:
+    """Queue order, measured: pairs where B asked after A's request was committed (B's
+    requesting hook started after A's ended) and yet B began its operation first.
+
+    A FIFO queue has none; a queue ordered by the requesters' clocks has some when a
+    clock is behind. Units removed during the run are left out.
+    """
+    asked, began, _ = _requests_and_begins(records, since, removed)
     never = float("inf")
     out = []
     for a, (_, a_end) in sorted(asked.items()):
@@ -210,24 +224,12 @@ def seen_jumps(records: list[Any], since: float, removed: set[str]) -> list[str]
     none, whatever the clocks say; one ordered by the requesters' clocks has some when
     a late asker's clock is behind. Units removed during the run are left out.
     """
-    asked: dict[str, tuple[float, float]] = {}
-    began: dict[str, float] = {}
-    seen: dict[str, float] = {}
+    asked, began, own = _requests_and_begins(records, since, removed)
+    seen = {unit: asked[unit][1] for unit in own}
+    ends = {unit: end for unit, (_, end) in asked.items()}
     for rec in records:
-        if rec.start < since:
-            continue
-        for line in rec.journal:
-            if line.unit in removed:
-                continue
-            if line.event == "request" and rec.ok and line.unit not in asked:
-                asked[line.unit] = (rec.start, rec.end)
-                if rec.leader and line.unit == rec.unit:
-                    seen[line.unit] = rec.end
-            elif line.event == "begin" and line.unit not in began:
-                began[line.unit] = rec.start
-    for rec in records:
-        remote = rec.hook.remote_unit
-        if rec.leader and rec.ok and remote in asked and rec.start >= asked[remote][1]:
+        remote = read_by_leader(rec, ends)
+        if remote is not None:
             seen[remote] = min(seen.get(remote, rec.end), rec.end)
     never = float("inf")
     out = []

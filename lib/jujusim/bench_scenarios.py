@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from jujusim.context import HookContext, HookInvocation, HookOutcome, RuntimeWrapper
 from jujusim.engine import HookRecord, Simulator
 from jujusim.scenarios import Scenario, register
 
-__all__ = ["LEADER_ERROR_S", "skewed_unit"]
+__all__ = ["LEADER_ERROR_S", "read_by_leader", "skewed_unit"]
 
 LEADER_ERROR_S = 1800.0
 """How long (logical s) the leader stays broken in ``leader-error`` before it is fixed."""
@@ -80,6 +80,30 @@ class _BrokenUnit(RuntimeWrapper):
 
 
 
+def read_by_leader(rec: HookRecord, asked: Mapping[str, float]) -> str | None:
+    """The unit whose request this hook showed the leader, if it did.
+
+    A committed hook of the unit leading at its start, about a unit (a relation hook,
+    which re-reads that unit's bag), started after that unit's request was committed at
+    ``asked[unit]``: a fact of the run, whatever the library keeps.
+    """
+    remote = rec.hook.remote_unit
+    if remote is None or not (rec.leader and rec.ok) or remote not in asked:
+        return None
+    return remote if rec.start >= asked[remote] else None
+
+
+def _break_leader(sim: Simulator) -> tuple[str, _BrokenUnit] | None:
+    """Change the token and wrap the runtime so that the leader can be broken later."""
+    leader = sim.model.leader
+    _new_token(sim)
+    if leader is None:
+        return None
+    broken = _BrokenUnit(sim, leader)
+    sim.runtime = broken
+    return leader, broken
+
+
 def _leader_error(to_other: bool) -> Callable[[Simulator], list[str]]:
     def trigger(sim: Simulator) -> list[str]:
         """From just after a grant, every hook of the leader fails, for 30 min.
@@ -88,12 +112,10 @@ def _leader_error(to_other: bool) -> Callable[[Simulator], list[str]]:
         other than the leader (``to_other``): once requests are queued and a hand-off
         between units is due.
         """
-        leader = sim.model.leader
-        _new_token(sim)
-        if leader is None:
+        got = _break_leader(sim)
+        if got is None:
             return list(sim.model.alive)
-        broken = _BrokenUnit(sim, leader)
-        sim.runtime = broken
+        leader, broken = got
 
         def watch(rec: HookRecord) -> None:
             if broken.since is not None or not _events(rec, "granted"):
@@ -117,12 +139,10 @@ def _leader_error_late(sim: Simulator) -> list[str]:
     is hand-offs between the other units; a library that needs the leader for each grant
     stalls until the leader is fixed.
     """
-    leader = sim.model.leader
-    _new_token(sim)
-    if leader is None:
+    got = _break_leader(sim)
+    if got is None:
         return list(sim.model.alive)
-    broken = _BrokenUnit(sim, leader)
-    sim.runtime = broken
+    leader, broken = got
     others = {u for u in sim.model.alive if u != leader}
     asked: dict[str, float] = {}
     read: set[str] = set()
@@ -137,8 +157,8 @@ def _leader_error_late(sim: Simulator) -> list[str]:
                     asked.setdefault(line.unit, rec.end)
                 elif line.event == "end" and line.unit == leader:
                     restarted.append(True)
-        remote = rec.hook.remote_unit
-        if rec.unit == leader and rec.ok and remote in asked and rec.start >= asked[remote]:
+        remote = read_by_leader(rec, asked)
+        if remote is not None:
             read.add(remote)
         if restarted and read >= {u for u in others if u in sim.model.alive}:
             broken.since = sim.now

@@ -111,7 +111,6 @@ class CampaignCharm(ops.CharmBase):
         self._journal("granted")
         self._journal("begin", op="restart")
         self._journal("end", op="restart")
-        self._stored.set_default(applied_token="")
         self._stored.applied_token = self.token
         self._journal("release")
 
