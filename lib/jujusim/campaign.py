@@ -28,6 +28,7 @@ from jujusim.charmspec import load_charm_spec
 from jujusim.engine import SimConfig
 from jujusim.faults import FaultSpec, parse_faults
 from jujusim.invariants import hooks_per_operation_bound
+from jujusim.runner import DeployCache
 
 __all__ = [
     "CampaignResult",
@@ -54,11 +55,15 @@ class Schedule:
     """Charm config overrides (``--config KEY=VALUE``), sorted by key."""
     zones: int = 1
     """Availability zones the units are spread over (``--zones``)."""
+    deploy_seed: int | None = None
+    """The seed of the deployment, shared with other schedules (``--deploy-seed``)."""
 
     def config_args(self) -> str:
-        """The ``--config`` (and ``--zones``) options of the replay command."""
+        """The ``--config``, ``--zones`` and ``--deploy-seed`` options of the replay command."""
         zones = f" --zones {self.zones}" if self.zones != 1 else ""
-        return zones + "".join(f" --config {shlex.quote(f'{k}={v}')}" for k, v in self.config)
+        deploy = f" --deploy-seed {self.deploy_seed}" if self.deploy_seed is not None else ""
+        configs = "".join(f" --config {shlex.quote(f'{k}={v}')}" for k, v in self.config)
+        return deploy + zones + configs
 
     def rule(self) -> str:
         """A short label of the lock rule, for the figures (``limit 2, odd shared``)."""
@@ -102,6 +107,8 @@ class ScheduleResult:
     error: str = ""
     cpu_s: float = 0.0
     """CPU seconds the worker spent on the schedule (``time.process_time``)."""
+    hooks_restored: int = 0
+    """Hooks of ``hooks_total`` from a restored (shared) deployment, not run again."""
 
     @property
     def seed(self) -> int:
@@ -147,7 +154,11 @@ class CampaignResult:
     completed: int
     workers: int = 1
     unit_weights: str = "uniform"
+    share_deploys: int = 1
+    """Schedules per deployment."""
     hooks_total: int = 0
+    hooks_restored: int = 0
+    """Of ``hooks_total``: hooks of shared deployments, run once and restored after."""
     databag_bytes_max: int = 0
     hooks_per_op_ratio_max: float = 0.0
     failed_hooks: int = 0
@@ -161,6 +172,11 @@ class CampaignResult:
     """The machine's 1-minute load average when the campaign started and ended."""
     by_units: dict[int, dict[str, int]] = dataclasses.field(default_factory=dict)
     by_rule: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def hooks_run(self) -> int:
+        """Hooks the workers ran (restored deployments' hooks ran once, in another)."""
+        return self.hooks_total - self.hooks_restored
 
     def to_json(self) -> dict[str, Any]:
         """The ``campaign --json`` object (keys are a contract: extend, never rename)."""
@@ -184,11 +200,14 @@ class CampaignResult:
             "failing": self.failing,
             "workers": self.workers,
             "unit_weights": self.unit_weights,
+            "share_deploys": self.share_deploys,
             "hooks_total": self.hooks_total,
-            "hooks_per_s": round(self.hooks_total / self.wall_s, 1) if self.wall_s else 0.0,
+            "hooks_per_s": round(self.hooks_run / self.wall_s, 1) if self.wall_s else 0.0,
             "cpu_s": round(self.cpu_s, 1),
-            "cpu_ms_per_hook": round(1000 * self.cpu_s / self.hooks_total, 3)
-            if self.hooks_total
+            "hooks_restored": self.hooks_restored,
+            "hooks_run": self.hooks_run,
+            "cpu_ms_per_hook": round(1000 * self.cpu_s / self.hooks_run, 3)
+            if self.hooks_run
             else 0.0,
             "load_average": list(self.load_average),
             "databag_bytes_max": self.databag_bytes_max,
@@ -236,18 +255,30 @@ def schedule_plan(
     *,
     options: Mapping[str, Any] | None = None,
     unit_weights: str = "uniform",
+    share_deploys: int = 1,
 ) -> list[Schedule]:
-    """Every schedule of a campaign, derived from the campaign seed alone."""
+    """Every schedule of a campaign, derived from the campaign seed alone.
+
+    With ``share_deploys`` k > 1, schedules come in groups of k with one unit count,
+    config and deploy seed (one deployment) and a seed each for what follows it.
+    """
     if unit_weights not in UNIT_WEIGHTS:
         raise ValueError(f"unit weights must be one of {', '.join(UNIT_WEIGHTS)}")
+    if share_deploys < 1:
+        raise ValueError("share_deploys must be at least 1")
     rng = random.Random(seed)
-    plan = []
-    for i in range(schedules):
+    plan: list[Schedule] = []
+    while len(plan) < schedules:
         run_seed = rng.randrange(2**31)
         n = _draw_units(rng, units, unit_weights)
         config = _draw_config(rng, options or {})
         zones = rng.randint(1, 3) if dict(config).get("per-zone") else 1
-        plan.append(Schedule(i, run_seed, n, config, zones))
+        if share_deploys == 1:
+            plan.append(Schedule(len(plan), run_seed, n, config, zones))
+            continue
+        for _ in range(min(share_deploys, schedules - len(plan))):
+            own = rng.randrange(2**31)
+            plan.append(Schedule(len(plan), own, n, config, zones, deploy_seed=run_seed))
     return plan
 
 
@@ -258,7 +289,20 @@ class _Job:
     runtime: str
     faults: str
     config: SimConfig
-    schedule: Schedule
+    schedules: tuple[Schedule, ...]
+    """Schedules run one after the other in one worker: those of one deployment."""
+
+
+def _jobs(plan: Sequence[Schedule], **common: Any) -> list[_Job]:
+    """One job per deployment: consecutive schedules with one deploy seed go together."""
+    groups: list[list[Schedule]] = []
+    for s in plan:
+        last = groups[-1][-1] if groups else None
+        if last is not None and s.deploy_seed is not None and s.deploy_seed == last.deploy_seed:
+            groups[-1].append(s)
+        else:
+            groups.append([s])
+    return [_Job(schedules=tuple(g), **common) for g in groups]
 
 
 def run_schedule(
@@ -269,8 +313,12 @@ def run_schedule(
     runtime: str = "inprocess",
     faults: FaultSpec | str | None = None,
     config: SimConfig | None = None,
+    deploys: DeployCache | None = None,
 ) -> ScheduleResult:
-    """Run one schedule and summarise it (what each worker does)."""
+    """Run one schedule and summarise it (what each worker does).
+
+    ``deploys`` keeps the schedule's deployment for the next schedule that shares it.
+    """
     from jujusim.runner import run_scenario
 
     spec = faults if isinstance(faults, FaultSpec) else parse_faults(faults)
@@ -286,6 +334,8 @@ def run_schedule(
             faults=spec,
             config=dataclasses.replace(config or SimConfig(), zones=schedule.zones),
             charm_config=dict(schedule.config),
+            deploy_seed=schedule.deploy_seed,
+            deploys=deploys,
         )
     except Exception as e:  # a crash is a finding too: report it with its seed
         return ScheduleResult(
@@ -331,25 +381,32 @@ def run_schedule(
         units_ever=len(r.unit_names),
         wall_s=r.wall_s,
         cpu_s=time.process_time() - cpu_started,
+        hooks_restored=r.hooks_restored,
     )
 
 
-def _work(job: _Job) -> ScheduleResult:
-    return run_schedule(
-        job.charm_dir,
-        job.schedule,
-        scenario=job.scenario,
-        runtime=job.runtime,
-        faults=job.faults,
-        config=job.config,
-    )
+def _work(job: _Job) -> list[ScheduleResult]:
+    deploys = DeployCache(size=1)
+    return [
+        run_schedule(
+            job.charm_dir,
+            schedule,
+            scenario=job.scenario,
+            runtime=job.runtime,
+            faults=job.faults,
+            config=job.config,
+            deploys=deploys,
+        )
+        for schedule in job.schedules
+    ]
 
 
 def _results(jobs: Sequence[_Job], workers: int) -> Iterator[ScheduleResult]:
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
-            yield _work(job)
+            yield from _work(job)
         return
+    per_job = max(1, max(len(j.schedules) for j in jobs))
     # fork keeps the parent's imports (ops, the charm) warm; each worker runs whole
     # schedules, so nothing but the small summaries crosses processes.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
@@ -359,8 +416,10 @@ def _results(jobs: Sequence[_Job], workers: int) -> Iterator[ScheduleResult]:
     try:
         # Workers are replaced now and then: what a charm's modules keep from one
         # dispatch to the next (nothing, under Juju) cannot pile up for a whole campaign.
-        with ctx.Pool(workers, maxtasksperchild=100) as pool:
-            yield from pool.imap_unordered(_work, jobs, chunksize=4)
+        tasks = max(1, 100 // per_job)
+        with ctx.Pool(workers, maxtasksperchild=tasks) as pool:
+            for results in pool.imap_unordered(_work, jobs, chunksize=max(1, 4 // per_job)):
+                yield from results
     finally:
         gc.unfreeze()  # replacement workers fork from this process until the pool ends
 
@@ -408,17 +467,33 @@ def run_campaign(
     on_schedule: Callable[[int, ScheduleResult], None] | None = None,
     workers: int = 1,
     unit_weights: str = "uniform",
+    share_deploys: int = 1,
 ) -> CampaignResult:
-    """Run ``schedules`` seeded runs (in ``workers`` processes) and add them up."""
+    """Run ``schedules`` seeded runs (in ``workers`` processes) and add them up.
+
+    ``share_deploys``: schedules per deployment (see :func:`schedule_plan`).
+    """
     started = time.perf_counter()
     load_started = _load_average()
     faults = faults or FaultSpec()
     spec = load_charm_spec(charm_dir)
     options = spec.config.get("options") or {}
-    plan = schedule_plan(seed, schedules, units, options=options, unit_weights=unit_weights)
-    jobs = [
-        _Job(charm_dir, scenario, runtime, str(faults), config or SimConfig(), s) for s in plan
-    ]
+    plan = schedule_plan(
+        seed,
+        schedules,
+        units,
+        options=options,
+        unit_weights=unit_weights,
+        share_deploys=share_deploys,
+    )
+    jobs = _jobs(
+        plan,
+        charm_dir=charm_dir,
+        scenario=scenario,
+        runtime=runtime,
+        faults=str(faults),
+        config=config or SimConfig(),
+    )
     out = CampaignResult(
         schedules=schedules,
         units=units,
@@ -438,6 +513,7 @@ def run_campaign(
         completed=0,
         workers=workers,
         unit_weights=unit_weights,
+        share_deploys=share_deploys,
     )
     for done, result in enumerate(_results(jobs, workers)):
         _add(out, result, charm_dir, scenario, runtime, faults)
@@ -471,6 +547,7 @@ def _add(
     out.storms += r.end == "storm"
     out.hooks += r.hooks
     out.hooks_total += r.hooks_total
+    out.hooks_restored += r.hooks_restored
     out.cpu_s += r.cpu_s
     out.max_concurrent = max(out.max_concurrent, r.max_concurrent)
     out.rounds_max = max(out.rounds_max, r.rounds)
@@ -494,6 +571,7 @@ def _add(
         out.failing.append(
             {
                 "seed": s.seed,
+                "deploy_seed": s.deploy_seed,
                 "units": s.units,
                 "index": s.index,
                 "config": dict(s.config),

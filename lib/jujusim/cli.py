@@ -93,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
         help="charm config at deploy (juju deploy --config); repeatable; what a campaign's "
         "replay command passes",
     )
+    run.add_argument(
+        "--deploy-seed",
+        type=int,
+        help="draw the deployment from this seed and the rest of the run from --seed "
+        "(a campaign's schedules that share one deployment replay with it)",
+    )
 
     camp = sub.add_parser("campaign", help="run many seeded schedules and add them up")
     common(camp)
@@ -111,6 +117,14 @@ def _parser() -> argparse.ArgumentParser:
         default="uniform",
         help="how unit counts are drawn: uniform, or cost (weight 1/N^2: the same compute "
         "for every unit count)",
+    )
+    camp.add_argument(
+        "--share-deploys",
+        type=int,
+        default=1,
+        metavar="K",
+        help="schedules per deployment: K schedules start from one settled deployment "
+        "(deployed once, snapshot, restored) and differ from the trigger on; default 1",
     )
     camp.add_argument(
         "--markdown",
@@ -205,6 +219,7 @@ def _run(args: argparse.Namespace, faults: Any, config: SimConfig, progress: Any
         progress=progress,
         charm_config=_charm_config(args.charm_dir, args.config),
         upgrade_to=args.upgrade_to,
+        deploy_seed=args.deploy_seed,
     )
     progress.done()
     out = sys.stdout
@@ -258,6 +273,7 @@ def _campaign(args: argparse.Namespace, faults: Any, config: SimConfig, progress
         on_schedule=on_schedule,
         workers=args.workers or default_workers(),
         unit_weights=args.unit_weights,
+        share_deploys=args.share_deploys,
     )
     progress.done()
     data = result.to_json()

@@ -574,6 +574,7 @@ class DirectRuntime:
         for name, text in setup.files:
             with open(os.path.join(self.charm_root, name), "w", encoding="utf-8") as f:
                 f.write(text)
+        self._metadata_files = frozenset(name for name, _ in setup.files)
         self.meta = setup.meta
         self._endpoints = list(self.spec.peer_endpoints)
         self._saved: dict[str, dict[str, _UnitStore]] = {}
@@ -585,6 +586,32 @@ class DirectRuntime:
         _install_fast_paths()
         _ENVIRON.acquire()
         self._environ_release = weakref.finalize(self, _ENVIRON.release)
+
+    def snapshot(self) -> bytes:
+        """The units' ops stores and ports, and what the charm wrote under its root.
+
+        With :meth:`jujusim.engine.Simulator.snapshot`, what a shared deployment
+        hands to each schedule run from it.
+        """
+        files: dict[str, bytes] = {}
+        for dirpath, _, names in os.walk(self.charm_root):
+            for name in names:
+                path = os.path.join(dirpath, name)
+                rel = os.path.relpath(path, self.charm_root)
+                if rel not in self._metadata_files:
+                    with open(path, "rb") as f:
+                        files[rel] = f.read()
+        state = (self._saved, self._ports, self._serial, files)
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, blob: bytes) -> None:
+        """Become the runtime :meth:`snapshot` saved (into this one's fresh charm root)."""
+        self._saved, self._ports, self._serial, files = pickle.loads(blob)
+        for rel, data in files.items():
+            path = os.path.join(self.charm_root, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
 
     def forget_unit(self, unit: str) -> None:
         """A removed unit's store and ports go; its number is never reused anyway."""

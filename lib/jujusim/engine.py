@@ -15,6 +15,7 @@ import dataclasses
 import fnmatch
 import heapq
 import os
+import pickle
 import random
 import tempfile
 import threading
@@ -361,6 +362,44 @@ class Simulator:
             self._hook_faults.sort()
             alive = sorted(self.model.alive)
             self._slow = set(self.rng.sample(alive, min(self.faults.slow, len(alive))))
+
+    # snapshots: one deployment, many schedules ---------------------------------------
+
+    _NOT_SNAPSHOT = frozenset(
+        ("charm", "runtime", "config", "faults", "workdir", "journal", "_tmp", "_pool",
+         "_workers", "_lock", "_on_hook")
+    )  # fmt: skip
+    """What a snapshot leaves out: what the restoring simulator was built with."""
+
+    def snapshot(self) -> bytes:
+        """The model, agents, records, clock and RNG state of a quiet simulator.
+
+        A campaign deploys once and runs several fault schedules from the settled
+        model (:meth:`restore` into a fresh simulator), as a fuzzer forks from a
+        snapshot: a deployment is about a quarter of a schedule's hooks. The runtime's
+        state travels alongside (its ``snapshot``); nothing of the faults may have
+        started yet.
+        """
+        if self._running or self._inflight or self._calls or self.trigger_time is not None:
+            raise RuntimeError("only a quiet simulator before its trigger can be snapshot")
+        state = {k: v for k, v in vars(self).items() if k not in self._NOT_SNAPSHOT}
+        journal = self.journal.save()
+        return pickle.dumps((state, journal), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, blob: bytes) -> None:
+        """Become the simulator :meth:`snapshot` saved (config, faults, runtime stay mine).
+
+        The RNG continues where the snapshot's left off; :meth:`reseed` starts a new
+        stream for what happens from now on.
+        """
+        state, journal = pickle.loads(blob)
+        vars(self).update(state)
+        self.journal.load(journal)
+
+    def reseed(self, seed: int) -> None:
+        """Draw every later choice from ``seed`` (after a shared deployment)."""
+        self.rng = random.Random(seed)
+        self.config = dataclasses.replace(self.config, seed=seed)
 
     # immediate effects (ImmediateSink) -----------------------------------------------
 

@@ -69,6 +69,17 @@ class JournalReader:
         with open(path, "w", encoding="utf-8"):
             pass
 
+    def save(self) -> tuple[bytes, int]:
+        """The journal's bytes and how far they were read (what a snapshot carries)."""
+        with open(self.path, "rb") as f:
+            return f.read(), self._offset
+
+    def load(self, saved: tuple[bytes, int]) -> None:
+        """Start over from what :meth:`save` returned."""
+        data, self._offset = saved
+        with open(self.path, "wb") as f:
+            f.write(data)
+
     def read_new(self, default_unit: str) -> list[JournalRecord]:
         """Records appended since the previous call (partial last lines are kept for later)."""
         try:

@@ -183,8 +183,9 @@ def markdown(result: CampaignResult, *, command: str) -> str:
         f"{result.failed_hooks} failed hooks, {result.removed_units} units removed, "
         f"{result.added_units} added",
         f"- hooks: {result.hooks_total} in all ({result.hooks} after triggers); "
-        f"wall {result.wall_s:.1f} s ({data['hooks_per_s']} hooks/s)",
-        f"- CPU in the workers: {result.cpu_s:.0f} s ({data['cpu_ms_per_hook']} ms a hook, "
+        f"wall {result.wall_s:.1f} s ({data['hooks_per_s']} hooks run a second)",
+        *_shared_deploys(result),
+        f"- CPU in the workers: {result.cpu_s:.0f} s ({data['cpu_ms_per_hook']} ms a hook run, "
         f"{result.cpu_s / max(result.schedules, 1):.3f} s a schedule); load average "
         f"{result.load_average[0]} at the start, {result.load_average[1]} at the end "
         f"(on {os.cpu_count()} CPUs; others' work slows the wall time, and the CPU time "
@@ -207,3 +208,15 @@ def markdown(result: CampaignResult, *, command: str) -> str:
             lines.append(f"  `{f['replay']}`")
     lines.append("")
     return "\n".join(lines)
+
+
+def _shared_deploys(result: CampaignResult) -> list[str]:
+    """The line on shared deployments, when the schedules shared them."""
+    if result.share_deploys <= 1:
+        return []
+    return [
+        f"- deployments shared by up to {result.share_deploys} schedules each "
+        f"(`--share-deploys`): each deployed once, snapshot, and restored for the others, "
+        f"whose {result.hooks_restored} deployment hooks were not run again; every schedule "
+        "draws its faults and everything after its trigger from its own seed"
+    ]

@@ -133,6 +133,7 @@ def summary(result: RunResult) -> str:
         f"  replay: python -m jujusim run CHARM_DIR --units {data['units']} "
         f"--scenario {data['scenario']} --runtime {data['runtime']} --seed {data['seed']} "
         f"--faults {shlex.quote(data['faults'])}"
+        + (f" --deploy-seed {result.deploy_seed}" if result.deploy_seed is not None else "")
     )
     return "\n".join(lines)
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import gc
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from jujusim.charmspec import CharmSpec, load_charm_spec
@@ -17,7 +18,7 @@ from jujusim.invariants import Verdict, bounds, check, operations
 from jujusim.model import Model
 from jujusim.scenarios import SCENARIOS
 
-__all__ = ["RunResult", "default_max_hooks", "make_runtime", "run_scenario"]
+__all__ = ["DeployCache", "RunResult", "default_max_hooks", "make_runtime", "run_scenario"]
 
 
 def make_runtime(name: str, charm_dir: str, workdir: str) -> Runtime:
@@ -52,6 +53,41 @@ def default_max_hooks(units: int) -> int:
     return 30 * units * units + 300
 
 
+class DeployCache:
+    """Settled deployments to start runs from, keyed by all that shapes a deployment.
+
+    A run given a ``deploy_seed`` deploys with that seed, then draws everything from
+    the trigger on from its own ``seed``: runs that share the deploy seed (and units,
+    charm config, simulator config, faults and runtime) share the deployment too. The
+    first such run deploys and leaves a snapshot here; the others restore it instead
+    of running the same deployment hooks again, and run exactly as they would have
+    (``tests/sim/test_shared_deploy.py`` checks it). Only the ``size`` most recent
+    deployments are kept.
+    """
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self._entries: collections.OrderedDict[Hashable, tuple[bytes, bytes]] = (
+            collections.OrderedDict()
+        )
+        self.hits = 0
+
+    def get(self, key: Hashable) -> tuple[bytes, bytes] | None:
+        """The (simulator, runtime) snapshots of ``key``'s deployment, if kept."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+            self.hits += 1
+        return entry
+
+    def put(self, key: Hashable, entry: tuple[bytes, bytes]) -> None:
+        """Keep a deployment's snapshots (the oldest goes past ``size``)."""
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
 @dataclasses.dataclass
 class RunResult:
     """Everything a run produced: the summary, and the records reports are drawn from."""
@@ -84,6 +120,10 @@ class RunResult:
     upgraded_units: list[str] = dataclasses.field(default_factory=list)
     model: Model | None = dataclasses.field(default=None, repr=False)
     """The model as the run left it (databags, leader settings), for inspection."""
+    deploy_seed: int | None = None
+    """The seed the deployment was drawn from, when not ``seed`` (``run --deploy-seed``)."""
+    hooks_restored: int = 0
+    """Hooks of ``hooks_total`` that a restored deployment brought, not run again."""
 
     @property
     def completed(self) -> bool:
@@ -103,6 +143,7 @@ class RunResult:
             "runtime": self.runtime,
             "scenario": self.scenario,
             "seed": self.seed,
+            "deploy_seed": self.deploy_seed,
             "faults": self.faults,
             "completed": self.completed,
             "operations": len(ops),
@@ -142,6 +183,8 @@ def run_scenario(
     spec: CharmSpec | None = None,
     upgrade_to: str | None = None,
     charm_config: Mapping[str, Any] | None = None,
+    deploy_seed: int | None = None,
+    deploys: DeployCache | None = None,
 ) -> RunResult:
     """Deploy ``units`` units, settle, trigger ``scenario``, settle, check invariants.
 
@@ -152,6 +195,7 @@ def run_scenario(
     kwargs: dict[str, Any] = dict(
         units=units, scenario=scenario, seed=seed, faults=faults, max_hooks=max_hooks,
         progress=progress, spec=spec, upgrade_to=upgrade_to, charm_config=charm_config,
+        deploy_seed=deploy_seed, deploys=deploys,
     )  # fmt: skip
     # A run allocates many short-lived objects per hook while holding every record:
     # the default gen-0 threshold (700) makes the cyclic GC cost ~15% of an in-process
@@ -189,11 +233,15 @@ def _run_scenario(
     spec: CharmSpec | None = None,
     upgrade_to: str | None = None,
     charm_config: Mapping[str, Any] | None = None,
+    deploy_seed: int | None = None,
+    deploys: DeployCache | None = None,
 ) -> RunResult:
     """Deploy ``units`` units, settle, trigger ``scenario``, settle, check invariants.
 
     ``charm_config`` overrides the charm's config defaults from deploy on (``juju
-    deploy --config``).
+    deploy --config``). With a ``deploy_seed`` other than ``seed``, the deployment is
+    drawn from ``deploy_seed`` and the rest of the run from ``seed``; ``deploys`` lets
+    runs with one deployment share it (see :class:`DeployCache`).
     """
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r} (known: {', '.join(sorted(SCENARIOS))})")
@@ -201,7 +249,8 @@ def _run_scenario(
         raise ValueError("--units must be at least 1")
     started = time.perf_counter()
     spec = spec or load_charm_spec(charm_dir)
-    config = dataclasses.replace(config or SimConfig(), seed=seed)
+    first_seed = seed if deploy_seed is None else deploy_seed
+    config = dataclasses.replace(config or SimConfig(), seed=first_seed)
     faults = faults or FaultSpec()
     budget = max_hooks or default_max_hooks(units)
     sim_holder: list[Simulator] = []
@@ -224,9 +273,12 @@ def _run_scenario(
         sim.upgrade_target = upgrade_to  # the upgrade scenarios' new charm directory
         if charm_config:
             sim.model.config.update(charm_config)
-        sim.deploy(units)
-        end = sim.run_until_quiet(budget)
+        end, restored = _deploy(
+            sim, units, budget, deploys, (spec.charm_dir, str(faults), max_hooks)
+        )
         deploy_hooks = len(sim.records)
+        if first_seed != seed:
+            sim.reseed(seed)
         required: list[str] = []
         if end == "quiet":
             sim.mark_trigger()
@@ -306,6 +358,8 @@ def _run_scenario(
             hostile_units=list(sim.hostile),
             upgraded_units=list(sim.upgraded),
             model=sim.model,
+            deploy_seed=None if first_seed == seed else first_seed,
+            hooks_restored=deploy_hooks if restored else 0,
         )
     finally:
         sim.close()
@@ -329,6 +383,34 @@ def _unserved_requests(
             ):
                 return True
     return False
+
+
+def _deploy(
+    sim: Simulator,
+    units: int,
+    budget: int,
+    deploys: DeployCache | None,
+    shape: tuple[Any, ...],
+) -> tuple[str, bool]:
+    """Deploy and settle, or restore the same deployment from ``deploys`` (then True)."""
+    runtime: Any = sim.runtime
+    if deploys is None or not hasattr(runtime, "snapshot"):
+        sim.deploy(units)
+        return sim.run_until_quiet(budget), False
+    model = sim.model
+    key = (
+        *shape, units, sim.config, runtime.name, tuple(sorted(model.config.items()))
+    )  # fmt: skip
+    saved = deploys.get(key)
+    if saved is not None:
+        sim.restore(saved[0])
+        runtime.restore(saved[1])
+        return "quiet", True
+    sim.deploy(units)
+    end = sim.run_until_quiet(budget)
+    if end == "quiet":
+        deploys.put(key, (sim.snapshot(), runtime.snapshot()))
+    return end, False
 
 
 class _NullRuntime:
