@@ -480,6 +480,28 @@ def _release_dispatch(framework: ops.Framework) -> None:
                     cache.pop(obj, None)
 
 
+def _break_cycles(manager: _Manager) -> None:
+    """Empty what ops built for one dispatch, so reference counting frees it at once.
+
+    Under Juju the dispatch process exits here. In this process the framework, its
+    model and backend, the charm and every ``Object`` it tracks refer to one another:
+    ~140 objects a hook left for the cyclic GC, whose collections (every ~140 hooks)
+    also scan everything young that is still alive, ~13% of a campaign's CPU. No code
+    can use them after the dispatch (under Juju the process would be gone), so their
+    attributes are dropped; what a charm's modules keep across dispatches is untouched.
+    """
+    framework = manager.framework
+    model = framework.model
+    parts: list[object] = [model, getattr(model, "_backend", None), framework, manager]
+    objects = getattr(framework, "_objects", None)
+    if objects is not None:
+        parts += list(objects.values())
+    for part in parts:
+        attrs = getattr(part, "__dict__", None)
+        if attrs is not None:
+            attrs.clear()
+
+
 class _Environ:
     """Each hook's variables in ``os.environ``, set by difference from the previous hook's.
 
@@ -742,6 +764,7 @@ class DirectRuntime:
             if manager is not None:
                 manager.destroy()  # type: ignore[no-untyped-call]
                 _release_dispatch(manager.framework)
+                _break_cycles(manager)
             if wrapper is not None:
                 wrapper.reset()
                 wrapper.busy = False

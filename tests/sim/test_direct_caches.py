@@ -9,6 +9,7 @@ invalidation or reset.
 
 from __future__ import annotations
 
+import gc
 import inspect
 import os
 import shutil
@@ -115,6 +116,29 @@ def test_wrapper_classes_are_reset_after_each_dispatch(tmp_path, monkeypatch):
         nested.busy = False
     finally:
         wrapper.busy = False
+
+
+def test_a_dispatch_leaves_nothing_for_the_cyclic_gc(tmp_path, monkeypatch):
+    # Under Juju the process ends with the dispatch; here what ops built for it (the
+    # framework, model, charm and their objects refer to one another) must be freed by
+    # reference counting when the hook returns, not left to the cyclic GC.
+    sim, _ = _observer_sim(tmp_path, monkeypatch, 3)
+    gc.collect()
+    gc.disable()
+    try:
+        sim.deploy(3)
+        assert sim.run_until_quiet(10_000) == "quiet"
+        hooks = len(sim.records)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        left = [o for o in gc.garbage if type(o).__module__.split(".")[0] == "ops"]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+        sim.close()
+    assert hooks > 20
+    assert left == []
 
 
 def test_remembered_tool_arguments_are_copies_and_errors_are_not_remembered():
