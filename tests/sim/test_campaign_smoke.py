@@ -1,7 +1,8 @@
 """The CI smoke of the reliability campaign: 500 schedules under every fault class.
 
 Selected with ``-m campaign`` (``tox -e campaign-smoke``); the full campaign is ``tox -e
-campaign``. 2..6 units drawn with weight 1/N^2 keep it at about 3 minutes on 2 cores.
+campaign``. 2..6 units drawn with weight 1/N^2, four schedules per deployment (as ``tox -e
+campaign``), keep it at about a minute on 2 cores.
 Runs on the ``direct`` runtime (the faster in-process one; ``JUJUSIM_SMOKE_RUNTIME``
 to change). ``JUJUSIM_SMOKE_SCHEDULES`` changes the count (and selects the test without ``-m``); a
 plain ``pytest`` run skips it.
@@ -34,6 +35,7 @@ def test_campaign_smoke(request):
         seed=500,
         workers=default_workers(),
         unit_weights="cost",
+        share_deploys=4,  # as tox -e campaign
         runtime=os.environ.get("JUJUSIM_SMOKE_RUNTIME", "direct"),
     )
     replays = "\n".join(f["replay"] + "  # " + "; ".join(f["violations"]) for f in result.failing)
