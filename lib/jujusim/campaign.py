@@ -28,7 +28,7 @@ from jujusim.charmspec import load_charm_spec
 from jujusim.engine import SimConfig
 from jujusim.faults import FaultSpec, parse_faults
 from jujusim.invariants import hooks_per_operation_bound
-from jujusim.runner import DeployCache
+from jujusim.runner import DeployCache, run_scenario
 
 __all__ = [
     "CampaignResult",
@@ -265,7 +265,7 @@ def schedule_plan(
     if unit_weights not in UNIT_WEIGHTS:
         raise ValueError(f"unit weights must be one of {', '.join(UNIT_WEIGHTS)}")
     if share_deploys < 1:
-        raise ValueError("share_deploys must be at least 1")
+        raise ValueError(f"--share-deploys must be at least 1, not {share_deploys}")
     rng = random.Random(seed)
     plan: list[Schedule] = []
     while len(plan) < schedules:
@@ -319,8 +319,6 @@ def run_schedule(
 
     ``deploys`` keeps the schedule's deployment for the next schedule that shares it.
     """
-    from jujusim.runner import run_scenario
-
     spec = faults if isinstance(faults, FaultSpec) else parse_faults(faults)
     started = time.perf_counter()
     cpu_started = time.process_time()
