@@ -273,9 +273,7 @@ def _run_scenario(
         sim.upgrade_target = upgrade_to  # the upgrade scenarios' new charm directory
         if charm_config:
             sim.model.config.update(charm_config)
-        end, restored = _deploy(
-            sim, units, budget, deploys, (spec.charm_dir, str(faults), max_hooks)
-        )
+        end, restored = _deploy(sim, units, budget, deploys)
         deploy_hooks = len(sim.records)
         if first_seed != seed:
             sim.reseed(seed)
@@ -390,16 +388,15 @@ def _deploy(
     units: int,
     budget: int,
     deploys: DeployCache | None,
-    shape: tuple[Any, ...],
 ) -> tuple[str, bool]:
     """Deploy and settle, or restore the same deployment from ``deploys`` (then True)."""
     runtime: Any = sim.runtime
     if deploys is None or not hasattr(runtime, "snapshot"):
         sim.deploy(units)
         return sim.run_until_quiet(budget), False
-    model = sim.model
     key = (
-        *shape, units, sim.config, runtime.name, tuple(sorted(model.config.items()))
+        sim.charm.charm_dir, str(sim.faults), budget, units, sim.config, runtime.name,
+        tuple(sorted(sim.model.config.items())),
     )  # fmt: skip
     saved = deploys.get(key)
     if saved is not None:

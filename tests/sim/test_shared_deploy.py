@@ -19,7 +19,7 @@ from jujusim.cli import main
 from jujusim.engine import Simulator
 from jujusim.faults import parse_faults
 from jujusim.reliability import markdown
-from jujusim.runner import DeployCache, run_scenario
+from jujusim.runner import DeployCache, _NullRuntime, run_scenario
 
 CHARM = str(CHARMS / "campaign")
 FAULTS = parse_faults("campaign")
@@ -83,20 +83,10 @@ def test_the_cache_keys_on_what_shapes_a_deployment():
 
 
 def test_a_snapshot_is_refused_once_the_trigger_has_happened():
-    sim = Simulator(load_charm_spec(CHARM), _NoRuntime())
+    sim = Simulator(load_charm_spec(CHARM), _NullRuntime())
     sim.mark_trigger()
     with pytest.raises(RuntimeError, match="before its trigger"):
         sim.snapshot()
-
-
-class _NoRuntime:
-    name = "none"
-
-    def run(self, invocation, ctx):  # pragma: no cover - never called
-        raise AssertionError
-
-    def close(self) -> None:
-        pass
 
 
 def test_a_plan_shares_deployments_in_groups_and_replays_with_the_deploy_seed():
